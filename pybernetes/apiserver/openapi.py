@@ -1,0 +1,515 @@
+"""The /openapi/v2 and /openapi/v3 documents.
+
+Schemas come from the v1.33 definitions shipped by kubernetes-validate
+(pybernetes.machinery.schema), converted back from that package's JSON-schema
+form to OpenAPI; paths and operations are generated from the registry. kubectl
+reads v3 for `explain`, for `--validate=strict` (it looks for a `fieldValidation`
+parameter on the PATCH operation carrying the kind's GVK) and for client-side
+apply (the patch media types tell it a strategic merge patch is accepted).
+
+Every document is built once, on first use, and served as cached bytes. v3
+group-version documents are addressed by hash; a request naming the current
+hash may be cached forever by the client.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from email.utils import formatdate
+from typing import Any, Iterable
+
+import orjson
+from aiohttp import web
+
+from ..api.strategy import Registry, Strategy
+from ..machinery import schema
+from ..machinery.errors import StatusError
+from .discovery import subresource_info
+
+META = "io.k8s.apimachinery.pkg.apis.meta.v1."
+STATUS, DELETE_OPTIONS, PATCH = META + "Status", META + "DeleteOptions", META + "Patch"
+WATCH_EVENT = META + "WatchEvent"
+INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+OBJECT_MEDIA = ("application/json", "application/yaml", PROTOBUF)
+LIST_MEDIA = OBJECT_MEDIA + ("application/json;stream=watch", PROTOBUF + ";stream=watch")
+PATCH_MEDIA = ("application/apply-patch+yaml", "application/json-patch+json",
+               "application/merge-patch+json", "application/strategic-merge-patch+json")
+# Subresources reached through `connect` (streams, proxies) are not described.
+CONNECT_SUBRESOURCES = {"exec", "attach", "portforward", "proxy"}
+
+# Types the package renders as `oneOf`; OpenAPI (and kubectl) know them as strings.
+SCALAR_TYPES = {
+    INT_OR_STRING: {"description": "An int or a string: a number of items or a percentage like \"50%\".",
+                    "type": "string", "format": "int-or-string"},
+    QUANTITY: {"description": "A fixed-point number with an optional SI or binary suffix, "
+                              "e.g. \"100m\", \"1.5Gi\", \"2\".", "type": "string"},
+}
+
+
+# ----- schema conversion -------------------------------------------------------------
+
+def _convert(node: Any, ref_prefix: str, v3: bool) -> Any:
+    """One JSON-schema node of the package -> OpenAPI (v2 or v3)."""
+    if isinstance(node, list):
+        return [_convert(x, ref_prefix, v3) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$ref":
+            out[key] = ref_prefix + schema.ref_name(value)
+        elif key == "type" and isinstance(value, list):
+            plain = schema.plain_type(node)
+            if plain:
+                out[key] = plain
+        elif key == "properties":
+            out[key] = {name: _convert(p, ref_prefix, v3) for name, p in value.items()}
+        elif key in ("enum", "required") or key.startswith("x-kubernetes-"):
+            out[key] = value
+        else:
+            out[key] = _convert(value, ref_prefix, v3)
+    if v3 and "$ref" in out and len(out) > 1:  # v3 forbids siblings of $ref: wrap as upstream
+        out["allOf"] = [{"$ref": out.pop("$ref")}]
+    return out
+
+
+def _convert_definition(name: str, node: dict, ref_prefix: str, v3: bool) -> dict:
+    if name in SCALAR_TYPES:
+        return dict(SCALAR_TYPES[name])
+    out = _convert(node, ref_prefix, v3)
+    for prop in ("apiVersion", "kind"):  # the package pins these with an enum; upstream does not
+        p = out.get("properties", {}).get(prop)
+        if p is not None:
+            p.pop("enum", None)
+    return out
+
+
+@functools.cache
+def v2_definitions() -> dict[str, dict]:
+    return {n: _convert_definition(n, d, "#/definitions/", False) for n, d in schema.definitions().items()}
+
+
+@functools.cache
+def v3_schemas() -> dict[str, dict]:
+    return {n: _convert_definition(n, d, "#/components/schemas/", True)
+            for n, d in schema.definitions().items()}
+
+
+def _refs(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref" and isinstance(v, str):
+                yield schema.ref_name(v)
+            else:
+                yield from _refs(v)
+    elif isinstance(node, list):
+        for x in node:
+            yield from _refs(x)
+
+
+def reachable(roots: Iterable[str]) -> list[str]:
+    """Definition names reachable from `roots` through $refs (sorted)."""
+    defs = schema.definitions()
+    seen: set[str] = set()
+    todo = [r for r in roots if r in defs]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(r for r in _refs(defs[name]) if r in defs and r not in seen)
+    return sorted(seen)
+
+
+# ----- operations --------------------------------------------------------------------
+
+def _op_group(group: str) -> str:
+    """`rbac.authorization.k8s.io` -> `RbacAuthorization`; "" -> `Core` (operationId words)."""
+    if not group:
+        return "Core"
+    return "".join(w[:1].upper() + w[1:] for w in group.removesuffix(".k8s.io").split("."))
+
+
+def _tag(group: str, version: str) -> str:
+    name = group.removesuffix(".k8s.io").replace(".", "_") if group else "core"
+    return f"{name}_{version}"
+
+
+def _gvk(group: str, version: str, kind: str) -> dict:
+    return {"group": group, "version": version, "kind": kind}
+
+
+PARAM_DOCS: dict[str, tuple[str, str]] = {
+    "pretty": ("string", "If 'true', the output is pretty printed."),
+    "dryRun": ("string", "When present, the request is processed but not persisted. "
+                         "The only valid value is All."),
+    "fieldManager": ("string", "A name for the actor making the change, recorded in managedFields."),
+    "fieldValidation": ("string", "How to treat unknown or duplicate fields in the object: "
+                                  "Ignore, Warn (the default) or Strict."),
+    "force": ("boolean", "Apply requests only: take ownership of conflicting fields."),
+    "allowWatchBookmarks": ("boolean", "Ask for BOOKMARK events in a watch."),
+    "continue": ("string", "The continue token from a previous, limited list."),
+    "fieldSelector": ("string", "Restrict the list to objects whose fields match."),
+    "labelSelector": ("string", "Restrict the list to objects whose labels match."),
+    "limit": ("integer", "The most items to return; the rest is reached with `continue`."),
+    "resourceVersion": ("string", "Which version of the data to serve (see resourceVersionMatch)."),
+    "resourceVersionMatch": ("string", "How resourceVersion is applied: Exact or NotOlderThan."),
+    "sendInitialEvents": ("boolean", "With watch: start with synthetic ADDED events for the current state."),
+    "timeoutSeconds": ("integer", "Close the list/watch call after this many seconds."),
+    "watch": ("boolean", "Watch for changes and stream them as events."),
+    "gracePeriodSeconds": ("integer", "Seconds before the object is deleted; 0 deletes immediately."),
+    "ignoreStoreReadErrorWithClusterBreakingPotential": (
+        "boolean", "Delete an object that cannot be decoded from storage (dangerous)."),
+    "orphanDependents": ("boolean", "Deprecated: use propagationPolicy."),
+    "propagationPolicy": ("string", "Garbage collection of dependents: Orphan, Background or Foreground."),
+    "container": ("string", "The container whose log to stream (optional with a single container)."),
+    "follow": ("boolean", "Keep streaming the log as it grows."),
+    "previous": ("boolean", "The log of the previous, terminated container instance."),
+    "sinceSeconds": ("integer", "Only lines newer than this many seconds."),
+    "tailLines": ("integer", "Only this many lines from the end of the log."),
+    "timestamps": ("boolean", "Prefix every line with an RFC3339 timestamp."),
+}
+LIST_PARAMS = ("allowWatchBookmarks", "continue", "fieldSelector", "labelSelector", "limit",
+               "resourceVersion", "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds", "watch")
+WRITE_PARAMS = ("dryRun", "fieldManager", "fieldValidation")
+DELETE_PARAMS = ("dryRun", "gracePeriodSeconds", "ignoreStoreReadErrorWithClusterBreakingPotential",
+                 "orphanDependents", "propagationPolicy")
+
+
+class _Builder:
+    """Paths of one strategy, in v2 or v3 form."""
+
+    def __init__(self, v3: bool):
+        self.v3 = v3
+        self.prefix = "#/components/schemas/" if v3 else "#/definitions/"
+
+    def ref(self, name: str | None) -> dict:
+        return {"$ref": self.prefix + name} if name else {"type": "object"}
+
+    def param(self, name: str, where: str = "query", required: bool = False) -> dict:
+        typ, doc = PARAM_DOCS.get(name, ("string", f"{name} of the object"))
+        p: dict[str, Any] = {"name": name, "in": where, "description": doc}
+        if where == "path" or required:
+            p["required"] = True
+        if self.v3:
+            p["schema"] = {"type": typ, "uniqueItems": True}
+        else:
+            p["type"], p["uniqueItems"] = typ, True
+        return p
+
+    def body(self, schema_name: str | None, media: Iterable[str] = ("*/*",),
+             required: bool = True) -> dict:
+        if self.v3:
+            return {"requestBody": {"content": {m: {"schema": self.ref(schema_name)} for m in media},
+                                    "required": required}}
+        return {"parameters": [{"name": "body", "in": "body", "required": required,
+                                "schema": self.ref(schema_name)}], "consumes": list(media)}
+
+    def responses(self, codes: dict[str, str], schema_name: str | None,
+                  media: Iterable[str] = OBJECT_MEDIA) -> dict:
+        out = {}
+        for code, text in codes.items():
+            if self.v3:
+                out[code] = {"description": text,
+                             "content": {m: {"schema": self.ref(schema_name)} for m in media}}
+            else:
+                out[code] = {"description": text, "schema": self.ref(schema_name)}
+        out["401"] = {"description": "Unauthorized"}
+        if not self.v3:
+            return {"responses": out, "produces": list(media)}
+        return {"responses": out}
+
+    def operation(self, op_id: str, action: str, gvk: dict, tag: str, params: Iterable[str],
+                  description: str, **parts: Any) -> dict:
+        op: dict[str, Any] = {"tags": [tag], "description": description, "operationId": op_id}
+        plist = [self.param(p) for p in params]
+        for extra in parts.values():  # body parameters (v2) go first, as upstream
+            for k, v in extra.items():
+                if k == "parameters":
+                    plist = v + plist
+                else:
+                    op[k] = v
+        if plist:
+            op["parameters"] = plist
+        if not self.v3:
+            op["schemes"] = ["https"]
+        op["x-kubernetes-action"] = action
+        op["x-kubernetes-group-version-kind"] = gvk
+        return op
+
+
+def _definition(group: str, version: str, kind: str) -> str | None:
+    return schema.definition_name_for(group, version, kind)
+
+
+def _is_custom(s: Strategy) -> bool:
+    """Custom resources (CRDs) take no strategic merge patch."""
+    return bool(getattr(s, "crd", None) or getattr(s, "custom", False))
+
+
+def _patch_media(s: Strategy) -> tuple[str, ...]:
+    return tuple(m for m in PATCH_MEDIA if not (_is_custom(s) and "strategic" in m))
+
+
+def strategy_paths(s: Strategy, b: _Builder) -> dict[str, dict]:
+    """Collection, item and subresource paths of one resource."""
+    g, v, kind = s.group, s.version, s.kind
+    gvk, tag = _gvk(g, v, kind), _tag(g, v)
+    obj, lst = _definition(g, v, kind), _definition(g, v, kind + "List")
+    base = f"/apis/{g}/{v}" if g else f"/api/{v}"
+    scope = "Namespaced" if s.namespaced else ""
+    word = f"{_op_group(g)}{v[:1].upper()}{v[1:]}{scope}{kind}"
+    ns_param = [b.param("namespace", "path")] if s.namespaced else []
+    coll = f"{base}/namespaces/{{namespace}}/{s.plural}" if s.namespaced else f"{base}/{s.plural}"
+    verbs = set(s.verbs)
+    out: dict[str, dict] = {}
+
+    item_ops: dict[str, Any] = {}
+    coll_ops: dict[str, Any] = {}
+    if "list" in verbs:
+        coll_ops["get"] = b.operation(f"list{word}", "list", gvk, tag, LIST_PARAMS,
+                                      f"list or watch objects of kind {kind}",
+                                      r=b.responses({"200": "OK"}, lst, LIST_MEDIA))
+    if "create" in verbs:
+        coll_ops["post"] = b.operation(f"create{word}", "post", gvk, tag, WRITE_PARAMS,
+                                       f"create a {kind}", body=b.body(obj),
+                                       r=b.responses({"200": "OK", "201": "Created",
+                                                      "202": "Accepted"}, obj))
+    if "deletecollection" in verbs:
+        coll_ops["delete"] = b.operation(f"deleteCollection{word}", "deletecollection", gvk, tag,
+                                         DELETE_PARAMS + LIST_PARAMS, f"delete collection of {kind}",
+                                         body=b.body(DELETE_OPTIONS, required=False),
+                                         r=b.responses({"200": "OK"}, STATUS))
+    if "get" in verbs:
+        item_ops["get"] = b.operation(f"read{word}", "get", gvk, tag, (), f"read the specified {kind}",
+                                      r=b.responses({"200": "OK"}, obj))
+    if "update" in verbs:
+        item_ops["put"] = b.operation(f"replace{word}", "put", gvk, tag, WRITE_PARAMS,
+                                      f"replace the specified {kind}", body=b.body(obj),
+                                      r=b.responses({"200": "OK", "201": "Created"}, obj))
+    if "delete" in verbs:
+        item_ops["delete"] = b.operation(f"delete{word}", "delete", gvk, tag, DELETE_PARAMS,
+                                         f"delete a {kind}", body=b.body(DELETE_OPTIONS, required=False),
+                                         r=b.responses({"200": "OK", "202": "Accepted"}, STATUS))
+    if "patch" in verbs:
+        item_ops["patch"] = b.operation(f"patch{word}", "patch", gvk, tag, WRITE_PARAMS + ("force",),
+                                        f"partially update the specified {kind}",
+                                        body=b.body(PATCH, _patch_media(s)),
+                                        r=b.responses({"200": "OK", "201": "Created"}, obj))
+    pretty = [b.param("pretty")]
+    if coll_ops:
+        out[coll] = {**coll_ops, "parameters": ns_param + pretty}
+    if item_ops:
+        out[coll + "/{name}"] = {**item_ops, "parameters": [b.param("name", "path")] + ns_param + pretty}
+    if s.namespaced and "list" in verbs:
+        all_ns = f"list{_op_group(g)}{v[:1].upper()}{v[1:]}{kind}ForAllNamespaces"
+        out[f"{base}/{s.plural}"] = {
+            "get": b.operation(all_ns, "list", gvk, tag, LIST_PARAMS, f"list or watch objects of kind {kind}",
+                               r=b.responses({"200": "OK"}, lst, LIST_MEDIA)),
+            "parameters": pretty}
+    for sub in s.subresources:
+        ops = _subresource_ops(s, sub, b, word, tag)
+        if ops:
+            out[f"{coll}/{{name}}/{sub}"] = {**ops, "parameters": [b.param("name", "path")] + ns_param + pretty}
+    return out
+
+
+def _subresource_ops(s: Strategy, sub: str, b: _Builder, word: str, tag: str) -> dict:
+    if sub in CONNECT_SUBRESOURCES:
+        return {}
+    g, v, kind, verbs = subresource_info(s, sub)
+    gvk = _gvk(g, v, kind)
+    name = _definition(g, v, kind)
+    title = sub[:1].upper() + sub[1:]
+    ops: dict[str, Any] = {}
+    if sub == "log":
+        return {"get": b.operation(f"read{word}Log", "get", _gvk(s.group, s.version, s.kind), tag,
+                                   ("container", "follow", "previous", "sinceSeconds", "tailLines",
+                                    "timestamps"), f"read log of the specified {s.kind}",
+                                   r=b.responses({"200": "OK"}, None, ("text/plain",)))}
+    if "get" in verbs:
+        ops["get"] = b.operation(f"read{word}{title}", "get", gvk, tag, (),
+                                 f"read {sub} of the specified {s.kind}", r=b.responses({"200": "OK"}, name))
+    if "update" in verbs:
+        ops["put"] = b.operation(f"replace{word}{title}", "put", gvk, tag, WRITE_PARAMS,
+                                 f"replace {sub} of the specified {s.kind}", body=b.body(name),
+                                 r=b.responses({"200": "OK", "201": "Created"}, name))
+    if "patch" in verbs:
+        ops["patch"] = b.operation(f"patch{word}{title}", "patch", gvk, tag, WRITE_PARAMS + ("force",),
+                                   f"partially update {sub} of the specified {s.kind}",
+                                   body=b.body(PATCH, _patch_media(s)),
+                                   r=b.responses({"200": "OK", "201": "Created"}, name))
+    if "create" in verbs:
+        ops["post"] = b.operation(f"create{word}{title}", "post", gvk, tag, WRITE_PARAMS,
+                                  f"create {sub} of a {s.kind}", body=b.body(name),
+                                  r=b.responses({"200": "OK", "201": "Created", "202": "Accepted"}, name))
+    return ops
+
+
+# ----- documents ---------------------------------------------------------------------
+
+def _info() -> dict:
+    return {"title": "Kubernetes", "version": schema.KUBE_VERSION}
+
+
+def _roots(strategies: Iterable[Strategy]) -> set[str]:
+    """Definitions a set of resources needs: kinds, lists, subresource kinds, meta types."""
+    roots = {STATUS, DELETE_OPTIONS, PATCH, WATCH_EVENT}
+    for s in strategies:
+        for k in (s.kind, s.kind + "List"):
+            if name := _definition(s.group, s.version, k):
+                roots.add(name)
+        for sub in s.subresources:
+            g, v, kind, _ = subresource_info(s, sub)
+            if name := _definition(g, v, kind):
+                roots.add(name)
+    return roots
+
+
+def v2_document(registry: Registry) -> dict:
+    b = _Builder(False)
+    paths: dict[str, dict] = {}
+    for s in registry.strategies:
+        paths.update(strategy_paths(s, b))
+    return {
+        "swagger": "2.0",
+        "info": _info(),
+        "paths": dict(sorted(paths.items())),
+        "definitions": v2_definitions(),
+        "securityDefinitions": {"BearerToken": {"description": "Bearer Token authentication",
+                                                "type": "apiKey", "name": "authorization", "in": "header"}},
+        "security": [{"BearerToken": []}],
+    }
+
+
+def v3_document(registry: Registry, group: str, version: str) -> dict:
+    b = _Builder(True)
+    strategies = registry.in_group_version(group, version)
+    paths: dict[str, dict] = {}
+    for s in strategies:
+        paths.update(strategy_paths(s, b))
+    all_schemas = v3_schemas()
+    return {
+        "openapi": "3.0.0",
+        "info": _info(),
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": {n: all_schemas[n] for n in reachable(_roots(strategies))},
+            "securitySchemes": {"BearerToken": {"type": "apiKey", "description": "Bearer Token authentication",
+                                                "name": "authorization", "in": "header"}},
+        },
+    }
+
+
+def v3_path(group: str, version: str) -> str:
+    """The index key of a group-version: `api/v1`, `apis/apps/v1`."""
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+class OpenAPIDocuments:
+    """Encoded documents of one registry, built once on first use."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    @functools.cached_property
+    def v2(self) -> bytes:
+        return orjson.dumps(v2_document(self.registry))
+
+    @functools.cached_property
+    def v3(self) -> dict[str, tuple[bytes, str]]:
+        """index path -> (document bytes, hash)."""
+        out = {}
+        for g, versions in self.registry.groups().items():
+            for v in versions:
+                body = orjson.dumps(v3_document(self.registry, g, v))
+                out[v3_path(g, v)] = (body, hashlib.sha512(body).hexdigest().upper())
+        return out
+
+    @functools.cached_property
+    def v3_index(self) -> tuple[bytes, str]:
+        paths = {p: {"serverRelativeURL": f"/openapi/v3/{p}?hash={h}"} for p, (_, h) in sorted(self.v3.items())}
+        body = orjson.dumps({"paths": paths})
+        return body, hashlib.sha512(body).hexdigest().upper()
+
+
+# ----- serving -----------------------------------------------------------------------
+
+def _media_types(accept: str | None) -> list[str]:
+    """Acceptable media types, best first (q=0 dropped)."""
+    items = []
+    for i, raw in enumerate((accept or "*/*").split(",")):
+        parts = [p.strip() for p in raw.split(";")]
+        q = 1.0
+        for p in parts[1:]:
+            k, _, val = p.partition("=")
+            if k.strip() == "q":
+                try:
+                    q = float(val)
+                except ValueError:
+                    q = 0.0
+        if parts[0] and q > 0:
+            items.append((-q, i, parts[0].lower()))
+    return [m for _, _, m in sorted(items)]
+
+
+def _require_json(accept: str | None) -> None:
+    """We serve JSON only; a client that takes only protobuf gets 406 (as upstream does
+    for formats it lacks) and can fall back."""
+    for media in _media_types(accept):
+        if media in ("application/json", "application/*", "*/*"):
+            return
+    raise StatusError(406, "NotAcceptable", "only the following media types are accepted: application/json")
+
+
+def _etag_matches(request: web.Request, etag: str) -> bool:
+    return etag in (t.strip() for t in request.headers.get("If-None-Match", "").split(","))
+
+
+def _serve(request: web.Request, body: bytes, digest: str, headers: dict[str, str] | None = None) -> web.Response:
+    etag = f'"{digest}"'
+    h = {"ETag": etag, "Vary": "Accept", **(headers or {})}
+    if _etag_matches(request, etag):
+        return web.Response(status=304, headers=h)
+    return web.Response(body=body, headers={**h, "Content-Type": "application/json"})
+
+
+def add_routes(app: web.Application, registry: Registry) -> None:
+    """Register /openapi/v2 and /openapi/v3[/<path>]; documents are built at first request."""
+    docs = OpenAPIDocuments(registry)
+    v2_hash: list[str] = []
+
+    async def v2(request: web.Request) -> web.Response:
+        _require_json(request.headers.get("Accept"))
+        body = docs.v2
+        if not v2_hash:
+            v2_hash.append(hashlib.sha512(body).hexdigest().upper())
+        return _serve(request, body, v2_hash[0])
+
+    async def v3_index(request: web.Request) -> web.Response:
+        body, digest = docs.v3_index
+        return _serve(request, body, digest)
+
+    async def v3_group_version(request: web.Request) -> web.Response:
+        path = request.match_info["path"].strip("/")
+        found = docs.v3.get(path)
+        if found is None:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        _require_json(request.headers.get("Accept"))
+        body, digest = found
+        wanted = request.query.get("hash")
+        if wanted and wanted != digest:  # stale link: send the client to the current document
+            raise web.HTTPMovedPermanently(f"/openapi/v3/{path}?hash={digest}")
+        headers = {}
+        if wanted:
+            headers = {"Cache-Control": "public, immutable",
+                       "Expires": formatdate(time.time() + 365 * 24 * 3600, usegmt=True)}
+        return _serve(request, body, digest, headers)
+
+    app.router.add_get("/openapi/v2", v2)
+    app.router.add_get("/openapi/v3", v3_index)
+    app.router.add_get("/openapi/v3/", v3_index)
+    app.router.add_get("/openapi/v3/{path:.+}", v3_group_version)
