@@ -1,0 +1,57 @@
+"""Admission: mutating then validating plugins, run on every write.
+
+A plugin is a small class in its own module under pybernetes/admission/. The
+chain runs `admit` (may mutate) for every plugin, then `validate` (may only
+reject, by raising a StatusError).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..api.strategy import Strategy
+    from ..apiserver.state import APIState
+    from ..auth.authn import UserInfo
+
+
+@dataclass
+class Attributes:
+    """What is being written: upstream's admission.Attributes."""
+
+    operation: str  # CREATE | UPDATE | DELETE | CONNECT
+    strategy: "Strategy"
+    namespace: str
+    name: str
+    obj: dict | None
+    old: dict | None
+    user: "UserInfo"
+    subresource: str = ""
+    dry_run: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Plugin:
+    name = ""
+
+    async def admit(self, attrs: Attributes, api: "APIState") -> None:
+        """Mutate attrs.obj if needed."""
+
+    async def validate(self, attrs: Attributes, api: "APIState") -> None:
+        """Raise StatusError to reject."""
+
+
+class Chain:
+    def __init__(self, plugins: list[Plugin]):
+        self.plugins = plugins
+
+    async def run(self, attrs: Attributes, api: "APIState") -> None:
+        for p in self.plugins:
+            await p.admit(attrs, api)
+        for p in self.plugins:
+            await p.validate(attrs, api)
+
+
+def default_chain() -> Chain:
+    from .namespace_lifecycle import NamespaceLifecycle
+    return Chain([NamespaceLifecycle()])

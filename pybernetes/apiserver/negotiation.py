@@ -1,0 +1,85 @@
+"""Content negotiation: decode request bodies, choose and encode response forms."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+
+from ..machinery import errors
+
+JSON = "application/json"
+YAML = "application/yaml"
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+cbor": "apply",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the client asked the response to be."""
+
+    form: str = "object"  # object | Table | PartialObjectMetadata | PartialObjectMetadataList
+    media: str = JSON  # JSON or YAML
+    table_version: str = "v1"
+
+
+def _media_params(item: str) -> tuple[str, dict[str, str]]:
+    parts = [p.strip() for p in item.split(";")]
+    params = {}
+    for p in parts[1:]:
+        if "=" in p:
+            k, v = p.split("=", 1)
+            params[k.strip()] = v.strip()
+    return parts[0].lower(), params
+
+
+def negotiate(accept: str | None) -> Target:
+    """Pick the first acceptable alternative (clients list them in preference order)."""
+    if not accept:
+        return Target()
+    for item in accept.split(","):
+        media, params = _media_params(item)
+        if params.get("q") == "0":
+            continue
+        as_ = params.get("as")
+        if media in (JSON, "application/*", "*/*", YAML, "application/yaml"):
+            enc = YAML if media == YAML else JSON
+            if as_ is None:
+                return Target("object", enc)
+            if params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
+                if as_ in ("Table", "PartialObjectMetadata", "PartialObjectMetadataList"):
+                    return Target(as_, enc, params["v"])
+            continue  # an `as=` we do not serve: try the next alternative
+    raise errors.not_acceptable()
+
+
+def decode_body(raw: bytes, content_type: str | None) -> Any:
+    """JSON or YAML request body -> Python value; 400 with a clear message otherwise."""
+    media = (content_type or JSON).split(";")[0].strip().lower()
+    if not raw.strip():
+        raise errors.bad_request("the request body is empty: send an object as JSON or YAML")
+    if media in (JSON, "*/*", "") or media in PATCH_TYPES and not media.endswith("yaml"):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise errors.bad_request(f"the body of the request could not be decoded as JSON: {e}")
+    if media in (YAML, "application/x-yaml", "text/yaml", "application/apply-patch+yaml"):
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise errors.bad_request(f"the body of the request could not be decoded as YAML: {e}")
+    if media.startswith("application/vnd.kubernetes.protobuf") or media.endswith("cbor"):
+        raise errors.unsupported_media_type(media)
+    raise errors.unsupported_media_type(media)
+
+
+def encode(value: Any, media: str = JSON) -> bytes:
+    if media == YAML:
+        return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).encode()
+    return orjson.dumps(value)
