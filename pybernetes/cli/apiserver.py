@@ -1,0 +1,99 @@
+"""`pybernetes apiserver`: the API server alone (REST, watch, authn/authz, storage)."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+from pybernetes.cli import flags
+
+DESCRIPTION = """\
+Run the Kubernetes API server: it serves the Kubernetes REST API over HTTPS and
+is the only component that touches storage. `pybernetes server` starts it for
+you; run it alone to split components across processes or machines.
+
+Without --tls-cert-file/--tls-private-key-file/--client-ca-file it uses (and on
+first run creates) the certificates in DATA_DIR/pki.
+"""
+
+EPILOG = """\
+examples:
+  pybernetes apiserver --data-dir /tmp/pyb --secure-port 6443
+  pybernetes apiserver --storage etcd --etcd-endpoints http://127.0.0.1:2379
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("apiserver", help="run the API server only",
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    flags.add_data_dir(p)
+    p.add_argument("--bind-address", default="127.0.0.1", metavar="IP",
+                   help="address to listen on (default: %(default)s; 0.0.0.0 for all)")
+    p.add_argument("--secure-port", type=flags.port, default=6443, metavar="PORT",
+                   help="HTTPS port (default: %(default)s)")
+    flags.add_storage(p)
+    p.add_argument("--tls-cert-file", default="", metavar="FILE",
+                   help="serving certificate (PEM)")
+    p.add_argument("--tls-private-key-file", default="", metavar="FILE",
+                   help="private key of the serving certificate (PEM)")
+    p.add_argument("--client-ca-file", default="", metavar="FILE",
+                   help="CA that signs client certificates; a client cert's CN is the user "
+                        "name and its O fields are the groups")
+    p.add_argument("--service-cluster-ip-range", default="10.43.0.0/16", metavar="CIDR",
+                   type=_cidr, help="Service ClusterIPs come from here (default: %(default)s)")
+    p.add_argument("--service-node-port-range", default="30000-32767", metavar="LOW-HIGH",
+                   type=_port_range, help="NodePorts come from here (default: %(default)s)")
+    flags.add_log_level(p)
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The APIServerConfig these flags describe, with the data dir's PKI filling TLS gaps."""
+    from pybernetes.apiserver.config import APIServerConfig
+    config = APIServerConfig(
+        data_dir=args.data_dir, bind_address=args.bind_address, secure_port=args.secure_port,
+        storage=args.storage, etcd_endpoints=list(args.etcd_endpoints),
+        tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
+        service_cluster_ip_range=args.service_cluster_ip_range,
+        service_node_port_range=args.service_node_port_range, log_level=args.log_level)
+    if bool(config.tls_cert_file) != bool(config.tls_private_key_file):
+        raise SystemExit("pybernetes apiserver: --tls-cert-file and --tls-private-key-file "
+                         "must be given together")
+    if not (config.tls_cert_file and config.client_ca_file):
+        from pybernetes.auth.pki import ensure_pki
+        pki = ensure_pki(config.pki_dir, [config.bind_address])
+        config.tls_cert_file = config.tls_cert_file or pki.server_crt
+        config.tls_private_key_file = config.tls_private_key_file or pki.server_key
+        config.client_ca_file = config.client_ca_file or pki.ca_crt
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    flags.setup_logging(args.log_level)
+    try:
+        from pybernetes.apiserver.server import run as serve
+    except ImportError as e:
+        print(f"pybernetes apiserver: the API server is not available: {e}", file=sys.stderr)
+        return 1
+    serve(config_from_args(args))
+    return 0
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"invalid CIDR {value!r}: {e}") from None
+
+
+def _port_range(value: str) -> str:
+    low, sep, high = value.partition("-")
+    try:
+        lo, hi = int(low), int(high)
+    except ValueError:
+        lo = hi = -1
+    if not sep or not 1 <= lo <= hi <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port range {value!r} (want LOW-HIGH)")
+    return f"{lo}-{hi}"

@@ -1,0 +1,273 @@
+"""`pybernetes server`: a whole cluster on this machine, k3s style.
+
+Creates the data dir and certificates, writes an admin kubeconfig, then runs each
+component as a child process (restarting any that dies) until SIGINT/SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import fcntl
+import os
+import signal
+import socket
+import sys
+import time
+from contextlib import nullcontext
+
+from pybernetes.cli import flags
+from pybernetes.cli.supervisor import Component, Supervisor
+
+READY_TIMEOUT = 120.0  # seconds to wait for the apiserver's /readyz before giving up
+
+DESCRIPTION = """\
+Run a complete pybernetes cluster on this machine, in the foreground.
+
+It creates DATA_DIR (certificates in DATA_DIR/pki, logs in DATA_DIR/logs),
+writes DATA_DIR/admin.kubeconfig for kubectl, starts every component as a child
+process, restarts any that crashes, and stops them all on Ctrl-C or SIGTERM.
+Components: {components}.
+"""
+
+EPILOG = """\
+examples:
+  pybernetes server
+      start with the defaults: https://127.0.0.1:6443, SQLite storage
+  pybernetes server --write-kubeconfig ~/.kube/config
+      also write the admin kubeconfig where kubectl looks by default
+  pybernetes server --data-dir /tmp/pyb --https-listen-port 7443
+      a second, throwaway cluster beside the first one
+  pybernetes server --storage etcd --etcd-endpoints http://127.0.0.1:2379
+      keep the cluster state in an existing etcd
+
+then, in another terminal:
+  export KUBECONFIG=DATA_DIR/admin.kubeconfig
+  kubectl get --raw /readyz
+"""
+
+# Components `pybernetes server` runs. The apiserver is what every other one talks to.
+REQUIRED = ("apiserver",)
+OPTIONAL: tuple[str, ...] = ()  # later: controller-manager, scheduler, kubelet, ...
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("server", help="run a whole cluster on this machine (start here)",
+                       description=DESCRIPTION.format(components=", ".join(REQUIRED + OPTIONAL)),
+                       epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    flags.add_data_dir(p)
+    p.add_argument("--https-listen-port", type=flags.port, default=6443, metavar="PORT",
+                   help="HTTPS port of the API server (default: %(default)s)")
+    p.add_argument("--bind-address", default="127.0.0.1", metavar="IP",
+                   help="address the API server listens on (default: %(default)s; "
+                        "0.0.0.0 for all interfaces)")
+    p.add_argument("--write-kubeconfig", metavar="FILE", default="",
+                   help="also write the admin kubeconfig to FILE (mode 0600)")
+    flags.add_storage(p)
+    p.add_argument("--disable", action="append", default=[], metavar="COMPONENT",
+                   help="do not run COMPONENT (repeatable); can be disabled: "
+                        f"{', '.join(OPTIONAL) or 'none in this version'}")
+    flags.add_log_level(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _check_disable(args.disable)
+    if problem:
+        print(f"pybernetes server: {problem}", file=sys.stderr)
+        return 2
+    data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
+    os.makedirs(os.path.join(data_dir, "logs"), exist_ok=True)
+    os.chmod(data_dir, 0o700)  # it holds private keys
+    lock_fd, holder = _lock(data_dir)
+    if lock_fd is None:
+        print(f"pybernetes server: data dir {data_dir} is in use by another pybernetes server"
+              f"{f' (pid {holder})' if holder else ''}; stop it or pick another --data-dir",
+              file=sys.stderr)
+        return 1
+    try:
+        return _run_locked(args, data_dir)
+    finally:
+        os.close(lock_fd)
+
+
+def _run_locked(args: argparse.Namespace, data_dir: str) -> int:
+    from rich.console import Console
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    ui = _Progress(console)
+    port_problem = _port_in_use(args.bind_address, args.https_listen_port)
+    if port_problem:
+        console.print(f"[red]pybernetes server:[/] {port_problem}")
+        return 1
+    with ui.status("generating certificates"):
+        from pybernetes.auth.pki import ensure_pki
+        pki = ensure_pki(os.path.join(data_dir, "pki"), _serving_hosts(args.bind_address))
+        kubeconfigs = _write_kubeconfigs(args, data_dir, pki)
+    for path in kubeconfigs:
+        ui.step(f"wrote kubeconfig {path}")
+    components = _components(args, data_dir, pki)
+    return asyncio.run(_supervise(args, data_dir, pki, components, kubeconfigs[-1], ui))
+
+
+async def _supervise(args, data_dir: str, pki, components: list[Component],
+                     kubeconfig: str, ui: "_Progress") -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sup = Supervisor(components, os.path.join(data_dir, "logs"), report=ui.warn)
+    code = 0
+    with ui.status("starting apiserver"):
+        await sup.start()
+    url = f"https://{flags.url_host(args.bind_address)}:{args.https_listen_port}"
+    with ui.status("waiting for apiserver to be ready"):
+        ready = await _wait_ready(url, pki, stop, READY_TIMEOUT)
+    if ready:
+        ui.ready(kubeconfig)
+    elif not stop.is_set():
+        ui.fail(f"the apiserver was not ready after {READY_TIMEOUT:g}s; see "
+                f"{os.path.join(data_dir, 'logs', 'apiserver.log')}")
+        code = 1
+        stop.set()
+    await stop.wait()
+    with ui.status("stopping"):
+        await sup.stop()
+    ui.step("stopped")
+    return code
+
+
+def _components(args: argparse.Namespace, data_dir: str, pki) -> list[Component]:
+    """One Component per child process, in start order, minus --disable'd ones."""
+    base = [sys.executable, "-m", "pybernetes.cli.main"]
+    env = {"PYTHONPATH": _pythonpath()}
+    apiserver = Component("apiserver", base + [
+        "apiserver", "--data-dir", data_dir, "--bind-address", args.bind_address,
+        "--secure-port", str(args.https_listen_port), "--storage", args.storage,
+        "--etcd-endpoints", ",".join(args.etcd_endpoints),
+        "--tls-cert-file", pki.server_crt, "--tls-private-key-file", pki.server_key,
+        "--client-ca-file", pki.ca_crt, "--log-level", args.log_level], env)
+    return [c for c in [apiserver] if c.name not in args.disable]
+
+
+def _check_disable(disabled: list[str]) -> str:
+    for name in disabled:
+        if name in REQUIRED:
+            return (f"--disable {name}: the {name} cannot be disabled, every other component "
+                    "talks to it (run single components with `pybernetes <component>` instead)")
+        if name not in OPTIONAL:
+            choices = ", ".join(OPTIONAL) or "none in this version"
+            return f"--disable {name}: unknown component (can be disabled: {choices})"
+    return ""
+
+
+def _lock(data_dir: str) -> tuple[int | None, str]:
+    """Hold DATA_DIR/server.lock for our lifetime; (None, holder pid) if someone else does."""
+    path = os.path.join(data_dir, "server.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by children
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        return None, holder
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd, ""
+
+
+def _port_in_use(host: str, port: int) -> str:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return (f"port {port} on {host} is already in use "
+                        "(another cluster? pick one with --https-listen-port)")
+            return f"cannot listen on {host}:{port}: {e.strerror}"
+    return ""
+
+
+def _serving_hosts(bind_address: str) -> list[str]:
+    hosts = [socket.gethostname()]
+    if bind_address not in ("0.0.0.0", "::", ""):
+        hosts.append(bind_address)
+    return hosts
+
+
+def _write_kubeconfigs(args: argparse.Namespace, data_dir: str, pki) -> list[str]:
+    from pybernetes.auth.kubeconfig import write_kubeconfig
+    url = f"https://{flags.url_host(args.bind_address)}:{args.https_listen_port}"
+    pems = [_read(pki.ca_crt), _read(pki.admin_crt), _read(pki.admin_key)]
+    paths = [os.path.join(data_dir, "admin.kubeconfig")]
+    if args.write_kubeconfig:
+        paths.append(os.path.abspath(os.path.expanduser(args.write_kubeconfig)))
+    for path in paths:
+        write_kubeconfig(path, url, *pems)
+    return paths
+
+
+async def _wait_ready(url: str, pki, stop: asyncio.Event, timeout: float) -> bool:
+    """Poll GET /readyz with the admin cert until 200, `stop`, or `timeout` seconds."""
+    import aiohttp
+    from pybernetes.auth.authn import make_client_ssl_context
+    ctx = make_client_ssl_context(pki.ca_crt, pki.admin_crt, pki.admin_key)
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                async with session.get(f"{url}/readyz", ssl=ctx) as resp:
+                    if resp.status == 200:
+                        return True
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                pass
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.25)
+            except asyncio.TimeoutError:
+                pass
+    return False
+
+
+def _pythonpath() -> str:
+    """Children import the same pybernetes as we do, installed or not."""
+    import pybernetes
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pybernetes.__file__)))
+    rest = os.environ.get("PYTHONPATH", "")
+    return f"{root}{os.pathsep}{rest}" if rest else root
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class _Progress:
+    """Step lines always; a spinner on a terminal; a panel when the cluster is ready."""
+
+    def __init__(self, console) -> None:
+        self.console = console
+
+    def status(self, what: str):
+        self.step(what)
+        if self.console.is_terminal:
+            return self.console.status(f"{what}...")
+        return nullcontext()
+
+    def step(self, what: str) -> None:
+        self.console.print(f"[bold cyan]pybernetes[/] {what}", markup=True)
+
+    def warn(self, what: str) -> None:
+        self.console.print(f"[bold yellow]pybernetes[/] {what}")
+
+    def fail(self, what: str) -> None:
+        self.console.print(f"[bold red]pybernetes[/] {what}")
+
+    def ready(self, kubeconfig: str) -> None:
+        from rich.panel import Panel
+        from rich.text import Text
+        body = Text.assemble(
+            ("pybernetes is ready\n\n", "bold green"),
+            f"export KUBECONFIG={kubeconfig}\n", "kubectl get nodes")
+        self.console.print(Panel(body, expand=False, border_style="green"))
