@@ -1,0 +1,154 @@
+"""Fixtures shared by the whole suite: a real `pybernetes server` on a random
+loopback port with a temp data dir, and the real kubectl pointed at it."""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+KUBECTL_DIR = "/usr/lib/google-cloud-sdk/bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kubectl_versions() -> list[str]:
+    """Installed pinned kubectl binaries, e.g. ['1.27', ..., '1.33']."""
+    found = sorted(glob.glob(os.path.join(KUBECTL_DIR, "kubectl.1.*")),
+                   key=lambda p: int(p.rsplit(".", 1)[1]))
+    return [p.rsplit("kubectl.", 1)[1] for p in found]
+
+
+def kubectl_binary(version: str | None = None) -> str | None:
+    if version:
+        path = os.path.join(KUBECTL_DIR, f"kubectl.{version}")
+        return path if os.path.exists(path) else None
+    return shutil.which("kubectl")
+
+
+@dataclass
+class Cluster:
+    """A running `pybernetes server` (or apiserver) process."""
+
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.data_dir / "admin.kubeconfig")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        pki = self.data_dir / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        return ctx
+
+    def get_raw(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        req = urllib.request.Request(self.url + path)
+        try:
+            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()[-6000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def start_cluster(data_dir: Path, port: int | None = None, extra: list[str] | None = None,
+                  timeout: float = 60.0) -> Cluster:
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "server.out"
+    out = open(log_path, "ab")
+    argv = [sys.executable, "-m", "pybernetes.cli.main", "server", "--data-dir", str(data_dir),
+            "--https-listen-port", str(port)] + (extra or [])
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    cluster = Cluster(data_dir, port, proc, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"pybernetes server exited with {proc.returncode}:\n{cluster.log()}")
+        if os.path.exists(cluster.kubeconfig):
+            try:
+                status, _ = cluster.get_raw("/readyz", timeout=2)
+                if status == 200:
+                    return cluster
+            except (OSError, ssl.SSLError):
+                pass
+        time.sleep(0.2)
+    cluster.stop(signal.SIGKILL)
+    raise RuntimeError(f"pybernetes server not ready in {timeout}s:\n{cluster.log()}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A fresh server per test module (SQLite store)."""
+    c = start_cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@dataclass
+class Kubectl:
+    binary: str
+    kubeconfig: str
+
+    def run(self, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
+        full_env = dict(os.environ, KUBECONFIG=self.kubeconfig, HOME=os.environ.get("HOME", "/tmp"))
+        full_env.update(env or {})
+        p = subprocess.run([self.binary, *args], input=input, capture_output=True, text=True,
+                           timeout=timeout, env=full_env)
+        if check and p.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\n"
+                                 f"stdout: {p.stdout}\nstderr: {p.stderr}")
+        return p
+
+    def __call__(self, *args: str, **kw) -> str:
+        return self.run(*args, **kw).stdout
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster: Cluster) -> Kubectl:
+    binary = kubectl_binary("1.33") or kubectl_binary()
+    if binary is None:
+        pytest.skip("no kubectl on this machine")
+    return Kubectl(binary, cluster.kubeconfig)
