@@ -40,12 +40,18 @@ PATCH_MEDIA = ("application/apply-patch+yaml", "application/json-patch+json",
 # Subresources reached through `connect` (streams, proxies) are not described.
 CONNECT_SUBRESOURCES = {"exec", "attach", "portforward", "proxy"}
 
-# Types the package renders as `oneOf`; OpenAPI (and kubectl) know them as strings.
-SCALAR_TYPES = {
-    INT_OR_STRING: {"description": "An int or a string: a number of items or a percentage like \"50%\".",
-                    "type": "string", "format": "int-or-string"},
-    QUANTITY: {"description": "A fixed-point number with an optional SI or binary suffix, "
-                              "e.g. \"100m\", \"1.5Gi\", \"2\".", "type": "string"},
+# Types the package renders as `oneOf`. OpenAPI v2 (and kubectl's v2 readers) know them
+# as strings; v3 keeps the alternatives, as upstream, so `kubectl explain` names them.
+INT_OR_STRING_DOC = "An int or a string: a number of items or a percentage like \"50%\"."
+QUANTITY_DOC = "A fixed-point number with an optional SI or binary suffix, e.g. \"100m\", \"1.5Gi\", \"2\"."
+V2_SCALARS = {
+    INT_OR_STRING: {"description": INT_OR_STRING_DOC, "type": "string", "format": "int-or-string"},
+    QUANTITY: {"description": QUANTITY_DOC, "type": "string"},
+}
+V3_SCALARS = {
+    INT_OR_STRING: {"description": INT_OR_STRING_DOC, "format": "int-or-string",
+                    "oneOf": [{"type": "integer"}, {"type": "string"}]},
+    QUANTITY: {"description": QUANTITY_DOC, "oneOf": [{"type": "string"}, {"type": "number"}]},
 }
 
 
@@ -77,8 +83,9 @@ def _convert(node: Any, ref_prefix: str, v3: bool) -> Any:
 
 
 def _convert_definition(name: str, node: dict, ref_prefix: str, v3: bool) -> dict:
-    if name in SCALAR_TYPES:
-        return dict(SCALAR_TYPES[name])
+    scalars = V3_SCALARS if v3 else V2_SCALARS
+    if name in scalars:
+        return orjson.loads(orjson.dumps(scalars[name]))  # a private copy
     out = _convert(node, ref_prefix, v3)
     for prop in ("apiVersion", "kind"):  # the package pins these with an enum; upstream does not
         p = out.get("properties", {}).get(prop)
@@ -416,8 +423,18 @@ class OpenAPIDocuments:
         self.registry = registry
 
     @functools.cached_property
-    def v2(self) -> bytes:
-        return orjson.dumps(v2_document(self.registry))
+    def v2_doc(self) -> dict:
+        return v2_document(self.registry)
+
+    @functools.cached_property
+    def v2(self) -> tuple[bytes, str]:
+        body = orjson.dumps(self.v2_doc)
+        return body, hashlib.sha512(body).hexdigest().upper()
+
+    @functools.cached_property
+    def v2_protobuf(self) -> tuple[bytes, str]:
+        body = v2_protobuf(self.v2_doc)
+        return body, hashlib.sha512(body).hexdigest().upper()
 
     @functools.cached_property
     def v3(self) -> dict[str, tuple[bytes, str]]:
@@ -434,6 +451,145 @@ class OpenAPIDocuments:
         paths = {p: {"serverRelativeURL": f"/openapi/v3/{p}?hash={h}"} for p, (_, h) in sorted(self.v3.items())}
         body = orjson.dumps({"paths": paths})
         return body, hashlib.sha512(body).hexdigest().upper()
+
+
+# ----- v2 as protobuf (gnostic openapi.v2.Document) ---------------------------------------
+# client-go fetches /openapi/v2 only as protobuf (kubectl 1.27 `explain`, and v2-based
+# validation/patching). A small encoder of the message subset our documents use; field
+# numbers are those of gnostic's OpenAPIv2.proto. Extension values travel as YAML text
+# (JSON is valid YAML), which is how client-go reads them back.
+
+PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+PROTOBUF_V2_ALIASES = (PROTOBUF_V2, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    n &= (1 << 64) - 1  # negative int64s travel as 10-byte two's complement
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _len(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _str(field: int, value: str) -> bytes:
+    return _len(field, value.encode()) if value else b""
+
+
+def _bool(field: int, value: bool) -> bytes:
+    return _varint(field << 3) + b"\x01" if value else b""
+
+
+def _int(field: int, value: int) -> bytes:
+    return _varint(field << 3) + _varint(value) if value else b""
+
+
+def _any(value: Any) -> bytes:
+    """openapi.v2.Any with its `yaml` text."""
+    return _str(2, orjson.dumps(value).decode())
+
+
+def _extensions(field: int, node: dict) -> bytes:
+    return b"".join(_len(field, _str(1, k) + _len(2, _any(v)))
+                    for k, v in node.items() if k.startswith("x-"))
+
+
+def _pb_schema(node: dict) -> bytes:
+    out = [_str(1, node.get("$ref", "")), _str(2, node.get("format", "")),
+           _str(3, node.get("title", "")), _str(4, node.get("description", ""))]
+    out += [_int(11, node.get("maxLength", 0)), _int(12, node.get("minLength", 0)),
+            _str(13, node.get("pattern", "")), _int(14, node.get("maxItems", 0)),
+            _int(15, node.get("minItems", 0)), _bool(16, node.get("uniqueItems", False))]
+    out += [_str(19, r) for r in node.get("required", ())]
+    out += [_len(20, _any(v)) for v in node.get("enum", ())]
+    ap = node.get("additionalProperties")
+    if isinstance(ap, dict):
+        out.append(_len(21, _len(1, _pb_schema(ap))))
+    elif isinstance(ap, bool):
+        out.append(_len(21, _varint(2 << 3) + (b"\x01" if ap else b"\x00")))
+    if node.get("type"):
+        types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+        out.append(_len(22, b"".join(_str(1, t) for t in types)))
+    if isinstance(node.get("items"), dict):
+        out.append(_len(23, _len(1, _pb_schema(node["items"]))))
+    out += [_len(24, _pb_schema(x)) for x in node.get("allOf", ())]
+    if node.get("properties"):
+        out.append(_len(25, b"".join(_len(1, _str(1, k) + _len(2, _pb_schema(v)))
+                                     for k, v in node["properties"].items())))
+    out.append(_bool(27, node.get("readOnly", False)))
+    out.append(_extensions(31, node))
+    return b"".join(out)
+
+
+def _pb_parameter(p: dict) -> bytes:
+    """ParametersItem{parameter: Parameter{body | non_body{query | path}}}."""
+    if p["in"] == "body":
+        body = (_str(1, p.get("description", "")) + _str(2, p["name"]) + _str(3, "body")
+                + _bool(4, p.get("required", False)) + _len(5, _pb_schema(p["schema"])))
+        param = _len(1, body)
+    else:
+        common = (_bool(1, p.get("required", False)) + _str(2, p["in"])
+                  + _str(3, p.get("description", "")) + _str(4, p["name"]))
+        if p["in"] == "path":  # PathParameterSubSchema: type=5, unique_items=19
+            sub = _len(4, common + _str(5, p.get("type", "")) + _bool(19, p.get("uniqueItems", False)))
+        else:  # QueryParameterSubSchema: type=6, unique_items=20
+            sub = _len(3, common + _str(6, p.get("type", "")) + _bool(20, p.get("uniqueItems", False)))
+        param = _len(2, sub)
+    return _len(1, param)
+
+
+def _pb_operation(op: dict) -> bytes:
+    out = [b"".join(_str(1, t) for t in op.get("tags", ())), _str(3, op.get("description", "")),
+           _str(5, op.get("operationId", "")),
+           b"".join(_str(6, m) for m in op.get("produces", ())),
+           b"".join(_str(7, m) for m in op.get("consumes", ())),
+           b"".join(_len(8, _pb_parameter(p)) for p in op.get("parameters", ()))]
+    codes = []
+    for code, resp in op.get("responses", {}).items():
+        r = _str(1, resp.get("description", ""))
+        if "schema" in resp:
+            r += _len(2, _len(1, _pb_schema(resp["schema"])))
+        codes.append(_len(1, _str(1, code) + _len(2, _len(1, r))))
+    out.append(_len(9, b"".join(codes)))
+    out.append(b"".join(_str(10, x) for x in op.get("schemes", ())))
+    out.append(_extensions(13, op))
+    return b"".join(out)
+
+
+PATH_ITEM_FIELDS = {"get": 2, "put": 3, "post": 4, "delete": 5, "options": 6, "head": 7, "patch": 8}
+
+
+def _pb_path_item(item: dict) -> bytes:
+    out = [_len(PATH_ITEM_FIELDS[m], _pb_operation(op)) for m, op in item.items() if m in PATH_ITEM_FIELDS]
+    out += [_len(9, _pb_parameter(p)) for p in item.get("parameters", ())]
+    return b"".join(out)
+
+
+def v2_protobuf(doc: dict) -> bytes:
+    """The gnostic protobuf encoding of a Swagger 2.0 document built by v2_document()."""
+    info = doc["info"]
+    out = [_str(1, doc["swagger"]), _len(2, _str(1, info["title"]) + _str(2, info["version"]))]
+    out.append(_len(8, b"".join(_len(2, _str(1, path) + _len(2, _pb_path_item(item)))
+                                for path, item in doc["paths"].items())))
+    out.append(_len(9, b"".join(_len(1, _str(1, name) + _len(2, _pb_schema(d)))
+                                for name, d in doc["definitions"].items())))
+    for req in doc.get("security", ()):
+        out.append(_len(12, b"".join(_len(1, _str(1, k) + _len(2, b"".join(_str(1, s) for s in v)))
+                                     for k, v in req.items())))
+    sec = []
+    for name, d in doc.get("securityDefinitions", {}).items():
+        api_key = _str(1, d["type"]) + _str(2, d["name"]) + _str(3, d["in"]) + _str(4, d.get("description", ""))
+        sec.append(_len(1, _str(1, name) + _len(2, _len(2, api_key))))
+    out.append(_len(13, b"".join(sec)))
+    return b"".join(out)
 
 
 # ----- serving -----------------------------------------------------------------------
@@ -456,38 +612,40 @@ def _media_types(accept: str | None) -> list[str]:
     return [m for _, _, m in sorted(items)]
 
 
-def _require_json(accept: str | None) -> None:
-    """We serve JSON only; a client that takes only protobuf gets 406 (as upstream does
-    for formats it lacks) and can fall back."""
+def _choose(accept: str | None, protobuf: tuple[str, ...] = ()) -> str:
+    """"json", or the protobuf media type asked for; 406 when neither is acceptable."""
     for media in _media_types(accept):
         if media in ("application/json", "application/*", "*/*"):
-            return
-    raise StatusError(406, "NotAcceptable", "only the following media types are accepted: application/json")
+            return "json"
+        if media in protobuf:
+            return media
+    accepted = ", ".join(("application/json",) + protobuf)
+    raise StatusError(406, "NotAcceptable", f"only the following media types are accepted: {accepted}")
 
 
 def _etag_matches(request: web.Request, etag: str) -> bool:
     return etag in (t.strip() for t in request.headers.get("If-None-Match", "").split(","))
 
 
-def _serve(request: web.Request, body: bytes, digest: str, headers: dict[str, str] | None = None) -> web.Response:
+def _serve(request: web.Request, body: bytes, digest: str, headers: dict[str, str] | None = None,
+           content_type: str = "application/json") -> web.Response:
     etag = f'"{digest}"'
     h = {"ETag": etag, "Vary": "Accept", **(headers or {})}
     if _etag_matches(request, etag):
         return web.Response(status=304, headers=h)
-    return web.Response(body=body, headers={**h, "Content-Type": "application/json"})
+    return web.Response(body=body, headers={**h, "Content-Type": content_type})
 
 
 def add_routes(app: web.Application, registry: Registry) -> None:
     """Register /openapi/v2 and /openapi/v3[/<path>]; documents are built at first request."""
     docs = OpenAPIDocuments(registry)
-    v2_hash: list[str] = []
 
     async def v2(request: web.Request) -> web.Response:
-        _require_json(request.headers.get("Accept"))
-        body = docs.v2
-        if not v2_hash:
-            v2_hash.append(hashlib.sha512(body).hexdigest().upper())
-        return _serve(request, body, v2_hash[0])
+        form = _choose(request.headers.get("Accept"), PROTOBUF_V2_ALIASES)
+        if form == "json":
+            return _serve(request, *docs.v2)
+        # "@" is not a token character: the dotted alias is what a MIME parser accepts
+        return _serve(request, *docs.v2_protobuf, content_type=PROTOBUF_V2_ALIASES[1])
 
     async def v3_index(request: web.Request) -> web.Response:
         body, digest = docs.v3_index
@@ -498,7 +656,7 @@ def add_routes(app: web.Application, registry: Registry) -> None:
         found = docs.v3.get(path)
         if found is None:
             raise StatusError(404, "NotFound", "the server could not find the requested resource")
-        _require_json(request.headers.get("Accept"))
+        _choose(request.headers.get("Accept"))
         body, digest = found
         wanted = request.query.get("hash")
         if wanted and wanted != digest:  # stale link: send the client to the current document
