@@ -78,8 +78,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"pybernetes server: {problem}", file=sys.stderr)
         return 2
     data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
-    os.makedirs(os.path.join(data_dir, "logs"), exist_ok=True)
-    os.chmod(data_dir, 0o700)  # it holds private keys
+    try:
+        os.makedirs(os.path.join(data_dir, "logs"), exist_ok=True)
+        os.chmod(data_dir, 0o700)  # it holds private keys
+    except OSError as e:
+        print(f"pybernetes server: cannot use data dir {data_dir}: {e.strerror} "
+              "(pick another with --data-dir)", file=sys.stderr)
+        return 1
     lock_fd, holder = _lock(data_dir)
     if lock_fd is None:
         print(f"pybernetes server: data dir {data_dir} is in use by another pybernetes server"
