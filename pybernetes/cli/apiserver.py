@@ -63,7 +63,7 @@ def config_from_args(args: argparse.Namespace):
                          "must be given together")
     if not (config.tls_cert_file and config.client_ca_file):
         from pybernetes.auth.pki import ensure_pki
-        pki = ensure_pki(config.pki_dir, [config.bind_address])
+        pki = ensure_pki(config.pki_dir, flags.serving_hosts(config.bind_address))
         config.tls_cert_file = config.tls_cert_file or pki.server_crt
         config.tls_private_key_file = config.tls_private_key_file or pki.server_key
         config.client_ca_file = config.client_ca_file or pki.ca_crt

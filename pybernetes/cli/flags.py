@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -66,3 +67,11 @@ def url_host(bind_address: str) -> str:
     if bind_address == "::":
         return "[::1]"
     return f"[{bind_address}]" if ":" in bind_address else bind_address
+
+
+def serving_hosts(bind_address: str) -> list[str]:
+    """Names the serving certificate needs beyond the defaults: this host, the bind address."""
+    hosts = [socket.gethostname()]
+    if bind_address not in ("0.0.0.0", "::", ""):
+        hosts.append(bind_address)
+    return hosts

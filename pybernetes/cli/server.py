@@ -107,7 +107,7 @@ def _run_locked(args: argparse.Namespace, data_dir: str) -> int:
         return 1
     with ui.status("generating certificates"):
         from pybernetes.auth.pki import ensure_pki
-        pki = ensure_pki(os.path.join(data_dir, "pki"), _serving_hosts(args.bind_address))
+        pki = ensure_pki(os.path.join(data_dir, "pki"), flags.serving_hosts(args.bind_address))
         kubeconfigs = _write_kubeconfigs(args, data_dir, pki)
     for path in kubeconfigs:
         ui.step(f"wrote kubeconfig {path}")
@@ -193,13 +193,6 @@ def _port_in_use(host: str, port: int) -> str:
                         "(another cluster? pick one with --https-listen-port)")
             return f"cannot listen on {host}:{port}: {e.strerror}"
     return ""
-
-
-def _serving_hosts(bind_address: str) -> list[str]:
-    hosts = [socket.gethostname()]
-    if bind_address not in ("0.0.0.0", "::", ""):
-        hosts.append(bind_address)
-    return hosts
 
 
 def _write_kubeconfigs(args: argparse.Namespace, data_dir: str, pki) -> list[str]:

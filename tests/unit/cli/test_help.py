@@ -106,3 +106,11 @@ def test_unusable_data_dir_is_reported(tmp_path, capsys):
     blocker.write_text("")
     assert cli_main.main(["server", "--data-dir", str(blocker / "sub")]) == 1
     assert f"cannot use data dir {blocker / 'sub'}" in capsys.readouterr().err
+
+
+def test_url_host_for_bind_addresses():
+    from pybernetes.cli.flags import url_host
+    assert url_host("0.0.0.0") == "127.0.0.1"
+    assert url_host("::") == "[::1]"
+    assert url_host("::1") == "[::1]"
+    assert url_host("192.0.2.1") == "192.0.2.1"

@@ -3,11 +3,14 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 
 import pytest
+
+from pybernetes.auth.kubeconfig import read_kubeconfig
 
 ROOT = __file__.rsplit("/tests/", 1)[0]
 KUBECTL = shutil.which("kubectl.1.33", path="/usr/lib/google-cloud-sdk/bin") or shutil.which("kubectl")
@@ -96,9 +99,14 @@ def _apiserver_available() -> bool:
 
 
 def test_second_server_on_same_data_dir_fails_fast(tmp_path, servers):
-    first = Server(tmp_path)
+    kubeconfig = tmp_path / "kube" / "config"
+    first = Server(tmp_path, "--write-kubeconfig", str(kubeconfig), "--bind-address", "0.0.0.0")
     servers.append(first.start())
     assert first.wait_for("starting apiserver", 30), first.stderr()
+    for path in (kubeconfig, first.data_dir / "admin.kubeconfig"):
+        assert f"wrote kubeconfig {path}" in first.stderr()
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert read_kubeconfig(str(path))["server"] == f"https://127.0.0.1:{first.port}"
     second = Server(tmp_path)  # same data dir, other port
     servers.append(second)
     t0 = time.monotonic()
