@@ -41,13 +41,15 @@ def echo_to_stderr(name: str, line: str) -> None:
 class Supervisor:
     def __init__(self, components: list[Component], log_dir: str, echo: Echo = echo_to_stderr,
                  report: Report = log.info, grace: float = 10.0, backoff_initial: float = 1.0,
-                 backoff_max: float = 30.0, stable_after: float = 60.0) -> None:
+                 backoff_max: float = 30.0, stable_after: float = 60.0,
+                 max_log_bytes: int = 50 << 20) -> None:
         self._children = {c.name: _Child(c) for c in components}
         self._log_dir = log_dir
         self._echo, self._report = echo, report
         self._grace = grace
         self._backoff = (backoff_initial, backoff_max)
         self._stable_after = stable_after  # a child that ran this long restarts without delay
+        self._max_log_bytes = max_log_bytes  # checked when a child (re)starts
         self._stopping = False
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -108,6 +110,7 @@ class Supervisor:
         env = {**os.environ, **comp.env, "PYBERNETES_SUPERVISOR_PID": str(os.getpid()),
                "PYTHONUNBUFFERED": "1"}
         log_path = os.path.join(self._log_dir, f"{comp.name}.log")
+        _rotate(log_path, self._max_log_bytes)
         with open(log_path, "ab", buffering=0) as log_file:
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -154,3 +157,12 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         _signal(proc, signal.SIGKILL)
+
+
+def _rotate(path: str, max_bytes: int) -> None:
+    """Keep one previous log (NAME.log.1) once NAME.log has grown past max_bytes."""
+    try:
+        if os.path.getsize(path) > max_bytes:
+            os.replace(path, f"{path}.1")
+    except FileNotFoundError:
+        pass

@@ -123,3 +123,15 @@ async def test_child_dies_with_a_killed_supervisor(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_big_log_is_rotated_on_restart(tmp_path):
+    code = "print('x' * 300)"
+    sup = Supervisor([Component("noisy", [PY, "-c", code])], str(tmp_path), echo=lambda *a: None,
+                     report=lambda *a: None, backoff_initial=0.05, backoff_max=0.05,
+                     max_log_bytes=500)
+    await sup.start()
+    assert await _until(lambda: sup.restarts("noisy") >= 4)
+    await sup.stop()
+    assert (tmp_path / "noisy.log.1").stat().st_size > 500
+    assert (tmp_path / "noisy.log").stat().st_size <= 1000
