@@ -123,7 +123,7 @@ async def _supervise(args, data_dir: str, pki, components: list[Component],
         loop.add_signal_handler(sig, stop.set)
     sup = Supervisor(components, os.path.join(data_dir, "logs"), report=ui.warn)
     code = 0
-    with ui.status("starting apiserver"):
+    with ui.status(f"starting {', '.join(c.name for c in components)}"):
         await sup.start()
     url = f"https://{flags.url_host(args.bind_address)}:{args.https_listen_port}"
     with ui.status("waiting for apiserver to be ready"):
