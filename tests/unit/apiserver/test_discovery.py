@@ -85,9 +85,20 @@ async def version(request):
     return web.json_response({"major": "1", "minor": "33", "gitVersion": "v1.33.0", "platform": "linux/amd64"})
 
 
+SERVED: list[tuple[str, str]] = []  # (path, response Content-Type) of the running test
+
+
+@web.middleware
+async def record(request, handler):
+    resp = await handler(request)
+    SERVED.append((request.path, resp.headers.get("Content-Type", "")))
+    return resp
+
+
 @pytest.fixture
 async def server():
-    app = web.Application(middlewares=[status_errors])
+    SERVED.clear()
+    app = web.Application(middlewares=[record, status_errors])
     app.router.add_get("/version", version)
     discovery.add_routes(app, make_registry())
     runner = web.AppRunner(app)
@@ -287,6 +298,10 @@ async def test_kubectl_api_resources(server, tmp_path, minor):
     assert rows["horizontalpodautoscalers"][2] == "autoscaling/v2"  # the preferred version
     assert rows["namespaces"][3] == "false"
     assert not any("/" in name for name in rows)  # subresources are not listed
+    # kubectl took the aggregated form it prefers, not the legacy fallback
+    version = "v2beta1" if minor < 30 else "v2"
+    assert ("/apis", V2BETA1 if version == "v2beta1" else V2) in SERVED
+    assert not any(path.startswith("/apis/") for path, _ in SERVED)
 
 
 @pytest.mark.parametrize("minor", [27, 33])
