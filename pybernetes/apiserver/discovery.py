@@ -254,6 +254,12 @@ class DiscoveryDocuments:
     def __init__(self, registry: Registry):
         self.registry = registry
 
+    def invalidate(self) -> None:
+        """Forget every built document: the registry changed (e.g. a CRD was established)."""
+        for name, attr in vars(type(self)).items():
+            if isinstance(attr, functools.cached_property):
+                self.__dict__.pop(name, None)
+
     @functools.cached_property
     def groups(self) -> dict[str, list[str]]:
         return self.registry.groups()
@@ -294,9 +300,13 @@ def _aggregated_response(request: web.Request, doc: Encoded, version: str) -> we
     return web.Response(body=doc.body, headers=headers)
 
 
+# The app's documents: `app[DOCUMENTS].invalidate()` after the registry changes.
+DOCUMENTS = web.AppKey("discovery_documents", DiscoveryDocuments)
+
+
 def add_routes(app: web.Application, registry: Registry) -> None:
     """Register the discovery endpoints; documents are built at the first request."""
-    docs = DiscoveryDocuments(registry)
+    docs = app[DOCUMENTS] = DiscoveryDocuments(registry)
 
     async def api(request: web.Request) -> web.Response:
         form = choose_form(request.headers.get("Accept"))

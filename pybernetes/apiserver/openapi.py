@@ -252,9 +252,39 @@ def _definition(group: str, version: str, kind: str) -> str | None:
     return schema.definition_name_for(group, version, kind)
 
 
+def custom_name(s: Strategy) -> str:
+    """Upstream's name for a custom resource's schema: reversed group, version, kind."""
+    return ".".join(reversed(s.group.split("."))) + f".{s.version}.{s.kind}"
+
+
+def custom_definition(s: Strategy, v3: bool) -> dict | None:
+    """The schema of a resource that brings its own (a CRD's structural schema, OpenAPI v3
+    form, as `openapi_schema` on its strategy), with the parts every object has."""
+    raw = getattr(s, "openapi_schema", None)
+    if not raw:
+        return None
+    node = orjson.loads(orjson.dumps(raw))  # a private copy
+    prefix = "#/components/schemas/" if v3 else "#/definitions/"
+    props = node.setdefault("properties", {})
+    for field in ("apiVersion", "kind"):
+        props.setdefault(field, {"type": "string"})
+    meta = {"$ref": prefix + META + "ObjectMeta"}
+    props["metadata"] = {"allOf": [meta]} if v3 else meta
+    node["type"] = "object"
+    node["x-kubernetes-group-version-kind"] = [_gvk(s.group, s.version, s.kind)]
+    return node
+
+
+def _object_definition(s: Strategy) -> str | None:
+    if getattr(s, "openapi_schema", None):
+        return custom_name(s)
+    return _definition(s.group, s.version, s.kind)
+
+
 def _is_custom(s: Strategy) -> bool:
     """Custom resources (CRDs) take no strategic merge patch."""
-    return bool(getattr(s, "crd", None) or getattr(s, "custom", False))
+    return bool(getattr(s, "crd", None) or getattr(s, "custom", False)
+                or getattr(s, "openapi_schema", None))
 
 
 def _patch_media(s: Strategy) -> tuple[str, ...]:
@@ -265,7 +295,7 @@ def strategy_paths(s: Strategy, b: _Builder) -> dict[str, dict]:
     """Collection, item and subresource paths of one resource."""
     g, v, kind = s.group, s.version, s.kind
     gvk, tag = _gvk(g, v, kind), _tag(g, v)
-    obj, lst = _definition(g, v, kind), _definition(g, v, kind + "List")
+    obj, lst = _object_definition(s), _definition(g, v, kind + "List")
     base = f"/apis/{g}/{v}" if g else f"/api/{v}"
     scope = "Namespaced" if s.namespaced else ""
     word = f"{_op_group(g)}{v[:1].upper()}{v[1:]}{scope}{kind}"
@@ -329,7 +359,8 @@ def _subresource_ops(s: Strategy, sub: str, b: _Builder, word: str, tag: str) ->
         return {}
     g, v, kind, verbs = subresource_info(s, sub)
     gvk = _gvk(g, v, kind)
-    name = _definition(g, v, kind)
+    name = _object_definition(s) if kind == s.kind and (g, v) == (s.group, s.version) \
+        else _definition(g, v, kind)
     title = sub[:1].upper() + sub[1:]
     ops: dict[str, Any] = {}
     if sub == "log":
@@ -362,9 +393,17 @@ def _info() -> dict:
     return {"title": "Kubernetes", "version": schema.KUBE_VERSION}
 
 
+def _customs(strategies: Iterable[Strategy], v3: bool) -> dict[str, dict]:
+    out = {}
+    for s in strategies:
+        if (d := custom_definition(s, v3)) is not None:
+            out[custom_name(s)] = d
+    return out
+
+
 def _roots(strategies: Iterable[Strategy]) -> set[str]:
     """Definitions a set of resources needs: kinds, lists, subresource kinds, meta types."""
-    roots = {STATUS, DELETE_OPTIONS, PATCH, WATCH_EVENT}
+    roots = {STATUS, DELETE_OPTIONS, PATCH, WATCH_EVENT, META + "ObjectMeta"}
     for s in strategies:
         for k in (s.kind, s.kind + "List"):
             if name := _definition(s.group, s.version, k):
@@ -385,7 +424,7 @@ def v2_document(registry: Registry) -> dict:
         "swagger": "2.0",
         "info": _info(),
         "paths": dict(sorted(paths.items())),
-        "definitions": v2_definitions(),
+        "definitions": {**v2_definitions(), **_customs(registry.strategies, False)},
         "securityDefinitions": {"BearerToken": {"description": "Bearer Token authentication",
                                                 "type": "apiKey", "name": "authorization", "in": "header"}},
         "security": [{"BearerToken": []}],
@@ -404,7 +443,8 @@ def v3_document(registry: Registry, group: str, version: str) -> dict:
         "info": _info(),
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {n: all_schemas[n] for n in reachable(_roots(strategies))},
+            "schemas": {**{n: all_schemas[n] for n in reachable(_roots(strategies))},
+                        **_customs(strategies, True)},
             "securitySchemes": {"BearerToken": {"type": "apiKey", "description": "Bearer Token authentication",
                                                 "name": "authorization", "in": "header"}},
         },
@@ -421,6 +461,12 @@ class OpenAPIDocuments:
 
     def __init__(self, registry: Registry):
         self.registry = registry
+
+    def invalidate(self) -> None:
+        """Forget every built document: the registry changed (e.g. a CRD was established)."""
+        for name, attr in vars(type(self)).items():
+            if isinstance(attr, functools.cached_property):
+                self.__dict__.pop(name, None)
 
     @functools.cached_property
     def v2_doc(self) -> dict:
@@ -636,9 +682,13 @@ def _serve(request: web.Request, body: bytes, digest: str, headers: dict[str, st
     return web.Response(body=body, headers={**h, "Content-Type": content_type})
 
 
+# The app's documents: `app[DOCUMENTS].invalidate()` after the registry changes.
+DOCUMENTS = web.AppKey("openapi_documents", OpenAPIDocuments)
+
+
 def add_routes(app: web.Application, registry: Registry) -> None:
     """Register /openapi/v2 and /openapi/v3[/<path>]; documents are built at first request."""
-    docs = OpenAPIDocuments(registry)
+    docs = app[DOCUMENTS] = OpenAPIDocuments(registry)
 
     async def v2(request: web.Request) -> web.Response:
         form = _choose(request.headers.get("Accept"), PROTOBUF_V2_ALIASES)

@@ -40,8 +40,17 @@ class Widgets(Strategy):
     crd = True
 
 
+class Gizmos(Strategy):
+    """A custom resource that brings its structural schema."""
+    group, version, kind, plural = "example.com", "v1", "Gizmo", "gizmos"
+    openapi_schema = {"type": "object", "description": "A gizmo of the example group.", "properties": {
+        "spec": {"type": "object", "required": ["size"], "properties": {
+            "size": {"type": "integer", "description": "How big the gizmo is."},
+            "color": {"type": "string", "enum": ["red", "blue"]}}}}}
+
+
 def make_registry() -> Registry:
-    return Registry([Pods(), Namespaces(), Deployments(), Widgets()])
+    return Registry([Pods(), Namespaces(), Deployments(), Widgets(), Gizmos()])
 
 
 @web.middleware
@@ -240,13 +249,44 @@ async def test_v3_unknown_path_and_unacceptable_media(server):
     assert code == 406 and orjson.loads(body)["reason"] == "NotAcceptable"
 
 
+async def test_custom_resource_schema_is_served(server):
+    _, _, _, doc = await v3_doc(server[0], "apis/example.com/v1")
+    gizmo = doc["components"]["schemas"]["com.example.v1.Gizmo"]
+    assert gizmo["x-kubernetes-group-version-kind"] == [{"group": "example.com", "version": "v1", "kind": "Gizmo"}]
+    assert gizmo["properties"]["metadata"]["allOf"][0]["$ref"].endswith("meta.v1.ObjectMeta")
+    assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in doc["components"]["schemas"]
+    get_op = doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/gizmos/{name}"]["get"]
+    assert get_op["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/com.example.v1.Gizmo"}
+    assert Gizmos.openapi_schema["properties"].keys() == {"spec"}  # the strategy's copy is untouched
+
+
+async def test_invalidate_rebuilds_after_the_registry_changes():
+    reg = make_registry()
+    app = web.Application()
+    openapi.add_routes(app, reg)
+    discovery.add_routes(app, reg)
+    docs = app[openapi.DOCUMENTS]
+    assert "apis/batch/v1" not in docs.v3
+
+    class Jobs(Strategy):
+        group, version, kind, plural = "batch", "v1", "Job", "jobs"
+    reg.register(Jobs())
+    assert "apis/batch/v1" not in docs.v3  # cached until told
+    docs.invalidate()
+    app[discovery.DOCUMENTS].invalidate()
+    assert "apis/batch/v1" in docs.v3
+    assert ("batch", "v1") in app[discovery.DOCUMENTS].resource_lists
+
+
 # ----- v2 -------------------------------------------------------------------------------
 
 async def test_v2_json_document(server):
     code, headers, body = await get(server[0] + "/openapi/v2", "application/json")
     doc = orjson.loads(body)
     assert code == 200 and headers["Content-Type"] == "application/json"
-    assert doc["swagger"] == "2.0" and len(doc["definitions"]) == len(schema.definitions())
+    assert doc["swagger"] == "2.0" and len(doc["definitions"]) == len(schema.definitions()) + 1  # + Gizmo
+    assert "com.example.v1.Gizmo" in doc["definitions"]
     for ref in refs(doc):
         assert ref.startswith("#/definitions/") and ref.rsplit("/", 1)[1] in doc["definitions"]
     assert all(isinstance(t, str) for t in types(doc["definitions"]))
@@ -294,7 +334,7 @@ async def test_v2_protobuf_for_client_go(server):
     top = {f: v for f, _, v in read_fields(body)}
     assert top[1] == b"2.0"
     definitions = [dict((f, v) for f, _, v in read_fields(named)) for _, _, named in read_fields(top[9])]
-    assert len(definitions) == len(schema.definitions())
+    assert len(definitions) == len(schema.definitions()) + 1  # + the custom Gizmo
     dep = next(d for d in definitions if d[1] == b"io.k8s.api.apps.v1.Deployment")
     ext = [dict((f, v) for f, _, v in read_fields(x)) for f, _, x in read_fields(dep[2]) if f == 31]
     gvk = next(e for e in ext if e[1] == b"x-kubernetes-group-version-kind")
@@ -365,6 +405,12 @@ async def test_kubectl_explain_recursive(server, tmp_path, minor):
     assert "containerPort\t<integer> -required-" in out
     assert "limits\t<map[string]Quantity>" in out
     assert len(out.splitlines()) > 500
+
+
+async def test_kubectl_explain_custom_resource(server, tmp_path):
+    out = await kubectl(33, server[0], tmp_path, "explain", "gizmos.spec")
+    assert "GROUP:      example.com" in out and "KIND:       Gizmo" in out
+    assert "size\t<integer> -required-" in out and "How big the gizmo is." in out
 
 
 @pytest.mark.parametrize("minor", [27, 33])
