@@ -420,3 +420,19 @@ async def test_kubectl_apply_sends_a_strategic_merge_patch(server, tmp_path, min
     [(content_type, body)] = patches
     assert content_type == "application/strategic-merge-patch+json"
     assert orjson.loads(body)["spec"]["replicas"] == 3
+
+
+def test_real_registry_kinds_have_schemas_and_patch_operations():
+    from pybernetes.api.registry import registry
+    reg = registry()
+    if not reg.strategies:
+        pytest.skip("no group modules registered yet")
+    docs = openapi.OpenAPIDocuments(reg)
+    for s in reg.strategies:
+        doc = orjson.loads(docs.v3[openapi.v3_path(s.group, s.version)][0])
+        name = openapi._object_definition(s)
+        assert name in doc["components"]["schemas"], f"no schema for {s.kind}"
+        if "patch" in s.verbs:
+            gvks = [op["x-kubernetes-group-version-kind"] for item in doc["paths"].values()
+                    for m, op in item.items() if m == "patch"]
+            assert {"group": s.group, "version": s.version, "kind": s.kind} in gvks
