@@ -135,6 +135,12 @@ class ResourceStore:
 
     # ----- reads ---------------------------------------------------------------
     async def get(self, namespace: str, name: str) -> dict:
+        virtual = getattr(self.s, "virtual_list", None)
+        if virtual is not None:
+            for obj in virtual():
+                if obj.get("metadata", {}).get("name") == name:
+                    return obj
+            raise self._not_found(name)
         kv = await self.store.get(self.key(namespace, name))
         if kv is None:
             raise self._not_found(name)
