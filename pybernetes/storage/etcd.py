@@ -27,6 +27,26 @@ _COMPACTED_MSG = "required revision has been compacted"
 _FUTURE_MSG = "required revision is a future revision"
 
 
+# Lists of many objects exceed gRPC's 4 MiB default; etcd itself bounds each value.
+_CHANNEL_OPTS = [("grpc.max_receive_message_length", 512 * 1024 * 1024),
+                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                 ("grpc.keepalive_time_ms", 30_000),
+                 ("grpc.keepalive_timeout_ms", 10_000)]
+
+
+def _grpc_target(endpoints: list[str]) -> str:
+    """One gRPC target for all endpoints; several IP endpoints use gRPC's own failover."""
+    hosts = []
+    for ep in endpoints:
+        u = urlparse(ep if "://" in ep else "http://" + ep)
+        if u.scheme not in ("http", ""):
+            raise StoreError(f"unsupported etcd endpoint {ep!r} (only http:// is supported)")
+        hosts.append((u.hostname or "127.0.0.1", u.port or 2379))
+    if len(hosts) > 1 and all(h.replace(".", "").isdigit() for h, _ in hosts):
+        return "ipv4:" + ",".join(f"{h}:{p}" for h, p in hosts)
+    return f"{hosts[0][0]}:{hosts[0][1]}"
+
+
 def _prefix_end(prefix: bytes) -> bytes:
     """etcd's range_end for 'every key starting with prefix' (b'\\0' = to the end)."""
     for i in range(len(prefix) - 1, -1, -1):
@@ -58,9 +78,7 @@ class EtcdStore(Store):
     async def start(self) -> None:
         if self._channel is not None:
             return
-        u = urlparse(self.endpoints[0] if "://" in self.endpoints[0]
-                     else "http://" + self.endpoints[0])
-        self._channel = rpc.insecure_channel(f"{u.hostname}:{u.port or 2379}")
+        self._channel = rpc.insecure_channel(_grpc_target(self.endpoints), options=_CHANNEL_OPTS)
         self._kv = rpc.KVStub(self._channel)
         self._watch_stub = rpc.WatchStub(self._channel)
         await self.current_revision()   # fail fast if etcd is unreachable

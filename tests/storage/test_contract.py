@@ -231,3 +231,12 @@ async def test_compaction(private_store: Store, ns: str) -> None:
     assert (events[0].revision, events[0].prev_value) == (r4, b"3")
     await store.compact(r2)     # older than the current compaction: no-op
     assert await store.compacted_revision() == r3
+
+
+async def test_large_values_and_big_lists(store: Store, ns: str) -> None:
+    # ~6 MiB in one list: more than gRPC's default 4 MiB message limit
+    value = b"v" * (600 * 1024)
+    revs = await asyncio.gather(*(store.create(f"{ns}big/{i}", value) for i in range(10)))
+    items, rev, more = await store.list(ns + "big/")
+    assert len(items) == 10 and not more and rev >= max(revs)
+    assert all(kv.value == value for kv in items)
