@@ -232,6 +232,11 @@ class EtcdStore(Store):
             try:
                 resp = await call.read()  # type: ignore[attr-defined]
             except asyncio.CancelledError:
+                # grpc raises CancelledError when the channel is closed under the call;
+                # only a real cancellation of our task should propagate
+                task = asyncio.current_task()
+                if task is not None and task.cancelling() == 0:
+                    return
                 raise
             except rpc.AioRpcError as e:
                 if e.code() == rpc.StatusCode.CANCELLED:

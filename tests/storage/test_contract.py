@@ -240,3 +240,21 @@ async def test_large_values_and_big_lists(store: Store, ns: str) -> None:
     items, rev, more = await store.list(ns + "big/")
     assert len(items) == 10 and not more and rev >= max(revs)
     assert all(kv.value == value for kv in items)
+
+
+async def test_close_ends_pending_watches(store: Store, ns: str) -> None:
+    it = store.watch(ns, await store.current_revision())
+    got: list[Event] = []
+
+    async def consume() -> None:
+        async for ev in it:
+            got.append(ev)
+    task = asyncio.create_task(consume())
+    await store.create(ns + "x", b"1")
+    for _ in range(100):                     # bounded wait for the live event
+        if got:
+            break
+        await asyncio.sleep(0.02)
+    await store.close()
+    await asyncio.wait_for(task, 5)          # ends, rather than hanging forever
+    assert [e.key for e in got] == [ns + "x"]
