@@ -242,17 +242,28 @@ class SQLiteStore(Store):
                 return
             jobs = [] if first is _POLL else [first]
             stop = self._drain(jobs)
-            writes = [j for j in jobs if j.op in _WRITE_OPS]
-            reads = [j for j in jobs if j.op not in _WRITE_OPS]
-            if writes:
-                self._write_batch(db, writes)
-            events = self._new_events(db)
-            for job in reads:
-                self._run_job(db, job)
+            try:
+                events = self._step(db, jobs)
+            except sqlite3.Error as e:   # e.g. disk I/O error: fail this round, keep serving
+                events = []
+                for job in jobs:
+                    if job.error is None and job.result is None:
+                        job.error = StoreError(f"sqlite: {e}")
             if jobs or events:
                 loop.call_soon_threadsafe(self._finish, jobs, events)
             if stop:
                 return
+
+    def _step(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[Event]:
+        """Commit the writes as one transaction, collect new events, then serve the reads."""
+        writes = [j for j in jobs if j.op in _WRITE_OPS]
+        if writes:
+            self._write_batch(db, writes)
+        events = self._new_events(db)
+        for job in jobs:
+            if job.op not in _WRITE_OPS:
+                self._run_job(db, job, in_batch=False)
+        return events
 
     def _drain(self, jobs: list[_Job]) -> bool:
         """Take whatever else is queued (up to a batch); True if close was requested."""
@@ -275,7 +286,7 @@ class SQLiteStore(Store):
             return
         try:
             for job in jobs:
-                self._run_job(db, job)
+                self._run_job(db, job, in_batch=True)
             db.execute("COMMIT")
         except sqlite3.Error as e:
             if db.in_transaction:
@@ -283,13 +294,17 @@ class SQLiteStore(Store):
             for job in jobs:
                 job.result, job.error = None, StoreError(f"sqlite: {e}")
 
-    def _run_job(self, db: sqlite3.Connection, job: _Job) -> None:
+    def _run_job(self, db: sqlite3.Connection, job: _Job, in_batch: bool) -> None:
         try:
             job.result = getattr(self, "_op_" + job.op)(db, *job.args)
         except StoreError as e:
             job.error = e
-        except sqlite3.Error:
-            raise
+        except sqlite3.Error as e:
+            if in_batch:
+                raise   # the whole batch rolls back
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            job.error = StoreError(f"sqlite: {e}")
         except Exception as e:  # a bug must not kill the worker thread
             job.error = e
 
