@@ -74,8 +74,10 @@ def decode_body(raw: bytes, content_type: str | None) -> Any:
             return yaml.safe_load(raw)
         except yaml.YAMLError as e:
             raise errors.bad_request(f"the body of the request could not be decoded as YAML: {e}")
-    if media.startswith("application/vnd.kubernetes.protobuf") or media.endswith("cbor"):
-        raise errors.unsupported_media_type(media)
+    if media == "application/vnd.kubernetes.protobuf":
+        # kubectl >= 1.32 sends built-in types this way and never falls back to JSON
+        from ..machinery import protobuf
+        return protobuf.decode(raw)
     raise errors.unsupported_media_type(media)
 
 

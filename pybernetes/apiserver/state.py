@@ -12,6 +12,7 @@ from ..admission.chain import Chain, default_chain
 from ..api.strategy import Registry, Strategy
 from ..storage.store import Store
 from ..storage.watch_cache import WatchCache
+from ..storage.watch_hub import WatchHub
 from .config import APIServerConfig
 from .resource_store import ResourceStore
 
@@ -48,14 +49,15 @@ class APIState:
             self.resources[(s.group, s.version, s.plural)] = ResourceStore(self, s, cache)
 
     async def start(self) -> None:
-        await asyncio.gather(*(c.start() for c in self.caches.values()))
+        self.hub = WatchHub(self.store, list(self.caches.values()))
+        await self.hub.start()
         from .allocators import Allocators
         self.allocators = Allocators(self)
         log.info("watch caches started for %d resources at revision %d", len(self.caches),
                  await self.store.current_revision())
 
     async def stop(self) -> None:
-        await asyncio.gather(*(c.stop() for c in self.caches.values()), return_exceptions=True)
+        await self.hub.stop()
 
     def resource(self, group: str, version: str, plural: str) -> ResourceStore | None:
         return self.resources.get((group, version, plural))
