@@ -1,0 +1,46 @@
+"""authentication.k8s.io/v1 selfsubjectreviews: "who am I", answered from the request user."""
+from __future__ import annotations
+
+from ..machinery import errors
+from .strategy import Strategy
+
+
+def user_info(user: dict) -> dict:
+    """An authentication.k8s.io UserInfo with upstream's omitempty fields."""
+    info: dict = {"username": user.get("username", "")}
+    if user.get("uid"):
+        info["uid"] = user["uid"]
+    if user.get("groups"):
+        info["groups"] = list(user["groups"])
+    if user.get("extra"):
+        info["extra"] = {k: list(v) for k, v in user["extra"].items()}
+    return info
+
+
+def check_kind(obj: dict, strategy: Strategy) -> None:
+    """The body names this kind (or nothing); anything else is a 400 like a normal create."""
+    kind, av = obj.get("kind"), obj.get("apiVersion")
+    if kind and kind != strategy.kind:
+        raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected "
+                                 f"kind ({strategy.kind})")
+    if av and av != strategy.api_version():
+        raise errors.bad_request(f"the API version in the data ({av}) does not match the "
+                                 f"expected API version ({strategy.api_version()})")
+
+
+class SelfSubjectReviewStrategy(Strategy):
+    group, version = "authentication.k8s.io", "v1"
+    kind, plural = "SelfSubjectReview", "selfsubjectreviews"
+    namespaced = False
+    verbs = ("create",)
+    virtual = True
+
+    async def handle_create(self, obj: dict, user: dict) -> dict:
+        check_kind(obj, self)
+        md = dict(obj.get("metadata") or {})
+        md["creationTimestamp"] = None
+        return {"kind": self.kind, "apiVersion": self.api_version(), "metadata": md,
+                "status": {"userInfo": user_info(user)}}
+
+
+STRATEGIES = [SelfSubjectReviewStrategy()]
