@@ -217,6 +217,10 @@ class EtcdStore(Store):
     async def watch(self, prefix: str, after_rev: int) -> AsyncIterator[Event]:
         if self._watch_stub is None:
             raise StoreError("store is not open")
+        if after_rev < self._compacted:
+            # etcd accepts after_rev == compacted-1 (its start revision is inclusive);
+            # the contract, like SQLite, refuses anything below the compaction point
+            raise CompactedError(after_rev, self._compacted)
         p = prefix.encode()
         call = self._watch_stub.Watch()
         try:

@@ -46,8 +46,9 @@ class Subscription:
     """
 
     def __init__(self, cache: "WatchCache", key_prefix: str, backlog: list[CacheEvent],
-                 max_buffer: int):
+                 max_buffer: int, after_rev: int):
         self.key_prefix = key_prefix
+        self.after_rev = after_rev
         self.closed_reason: str | None = None
         self._cache = cache
         self._backlog = collections.deque(backlog)
@@ -57,6 +58,8 @@ class Subscription:
 
     def _push(self, ev: CacheEvent) -> bool:
         """Called by the cache; False means the subscriber is too far behind."""
+        if ev.revision <= self.after_rev:
+            return True     # subscribed from a revision the cache had not reached yet
         if len(self._buffer) >= self._max_buffer:
             return False
         self._buffer.append(ev)
@@ -177,7 +180,7 @@ class WatchCache:
 
     def subscribe(self, key_prefix: str, after_rev: int) -> Subscription:
         backlog = self.events_since(key_prefix, after_rev)
-        sub = Subscription(self, key_prefix, backlog, self.subscriber_buffer)
+        sub = Subscription(self, key_prefix, backlog, self.subscriber_buffer, after_rev)
         self._subs.setdefault(key_prefix, set()).add(sub)
         return sub
 

@@ -258,3 +258,13 @@ async def test_close_ends_pending_watches(store: Store, ns: str) -> None:
     await store.close()
     await asyncio.wait_for(task, 5)          # ends, rather than hanging forever
     assert [e.key for e in got] == [ns + "x"]
+
+
+async def test_watch_just_below_compaction_is_refused(private_store: Store, ns: str) -> None:
+    r1 = await private_store.create(ns + "a", b"1")
+    r2 = await private_store.update(ns + "a", b"2", r1)
+    await private_store.compact(r2)
+    with pytest.raises(CompactedError):
+        await take(private_store, ns, r2 - 1, 1)
+    r3 = await private_store.update(ns + "a", b"3", r2)
+    assert [e.revision for e in await take(private_store, ns, r2, 1)] == [r3]

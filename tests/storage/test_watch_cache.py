@@ -215,3 +215,12 @@ async def test_cache_over_etcd(etcd_server, ns: str) -> None:
             assert got[0].obj["metadata"]["resourceVersion"] == str(r)
         finally:
             await cache.stop()
+
+
+async def test_subscribe_from_future_revision_skips_older(cache: WatchCache,
+                                                          sqlite_store: Store) -> None:
+    future = cache.revision + 2
+    sub = cache.subscribe(P, future)
+    revs = [await sqlite_store.create(f"{P}u/{i}", cm("u", str(i))) for i in range(4)]
+    got = await collect(sub, 2)
+    assert [e.revision for e in got] == [r for r in revs if r > future]
