@@ -1,0 +1,234 @@
+"""Unknown and duplicate field detection for `fieldValidation=Strict|Warn`.
+
+Paths are written like upstream's strict JSON decoder reports them:
+`spec.containers[0].bogus` (no leading dot, `[i]` for list items, map keys as
+dotted segments). Maps (additionalProperties), RawExtension / JSON values and
+`x-kubernetes-preserve-unknown-fields` accept any key.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from . import schema as sch
+
+# A compiled schema node: ("obj", {prop: node_id}) | ("map", node_id) | ("list", node_id) | ("any",)
+_ANY = ("any",)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(name: str) -> tuple:
+    d = sch.definition(name)
+    return _compile(d) if d is not None else _ANY
+
+
+_by_id: dict[int, tuple] = {}
+
+
+def _compile(node: dict | None) -> tuple:
+    """Turn a schema node into a small tuple tree (lazily, via definition names)."""
+    if node is None:
+        return _ANY
+    key = id(node)
+    hit = _by_id.get(key)
+    if hit is not None:
+        return hit
+    ref = node.get("$ref")
+    if ref is None:
+        all_of = node.get("allOf")
+        if all_of and len(all_of) == 1:
+            ref = all_of[0].get("$ref")
+    if ref is not None:
+        out: tuple = ("ref", sch.ref_name(ref))
+    else:
+        out = _compile_plain(node)
+    _by_id[key] = out
+    return out
+
+
+def _compile_plain(node: dict) -> tuple:
+    if node.get("x-kubernetes-preserve-unknown-fields"):
+        return _ANY
+    t = sch.plain_type(node)
+    if t == "array":
+        return ("list", node.get("items"))
+    props = node.get("properties")
+    if props is not None:
+        return ("obj", props)
+    ap = node.get("additionalProperties")
+    if isinstance(ap, dict):
+        return ("map", ap)
+    return _ANY
+
+
+def _resolve(c: tuple) -> tuple:
+    while c[0] == "ref":
+        c = _compiled(c[1])
+    return c
+
+
+def unknown_fields(obj: Any, schema_name: str) -> list[str]:
+    """Paths of fields `obj` carries that the schema of `schema_name` does not know."""
+    out: list[str] = []
+    _walk(obj, _compiled(schema_name), "", out)
+    return out
+
+
+def _walk(value: Any, c: tuple, path: str, out: list[str]) -> None:
+    c = _resolve(c)
+    kind = c[0]
+    if kind == "obj":
+        if not isinstance(value, dict):
+            return
+        props = c[1]
+        for k, v in value.items():
+            sub = props.get(k)
+            p = f"{path}.{k}" if path else k
+            if sub is None:
+                out.append(p)
+            elif isinstance(v, (dict, list)):
+                _walk(v, _compile(sub), p, out)
+    elif kind == "list":
+        if not isinstance(value, list):
+            return
+        item = _compile(c[1])
+        if _resolve(item) is _ANY:
+            return
+        for i, v in enumerate(value):
+            if isinstance(v, (dict, list)):
+                _walk(v, item, f"{path}[{i}]", out)
+    elif kind == "map":
+        if not isinstance(value, dict):
+            return
+        item = _compile(c[1])
+        if _resolve(item) is _ANY:
+            return
+        for k, v in value.items():
+            if isinstance(v, (dict, list)):
+                _walk(v, item, f"{path}.{k}" if path else k, out)
+
+
+class _Obj(dict):
+    __slots__ = ("dups",)
+
+
+def _pairs(pairs: list) -> _Obj:
+    d = _Obj()
+    d.dups = []
+    for k, v in pairs:
+        if k in d and k not in d.dups:
+            d.dups.append(k)
+        d[k] = v
+    return d
+
+
+def duplicate_fields(raw_json: bytes) -> list[str]:
+    """Paths of keys that appear twice in one JSON object of the request body."""
+    if b'"' not in raw_json:
+        return []
+    try:
+        doc = json.loads(raw_json, object_pairs_hook=_pairs)
+    except (ValueError, UnicodeDecodeError):
+        return []  # not JSON (YAML bodies are checked by their decoder)
+    out: list[str] = []
+    _dups(doc, "", out)
+    return out
+
+
+def _dups(value: Any, path: str, out: list[str]) -> None:
+    if isinstance(value, _Obj):
+        for k in value.dups:
+            out.append(f"{path}.{k}" if path else k)
+        for k, v in value.items():
+            _dups(v, f"{path}.{k}" if path else k, out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _dups(v, f"{path}[{i}]", out)
+
+
+# ----- JSON type errors (what Go's decoder says about wrong JSON types) -----------------------
+
+_GO_SCALAR = {"integer": "int64", "number": "float64", "boolean": "bool", "string": "string"}
+
+
+def type_errors(obj: Any, schema_name: str) -> list[str]:
+    """Upstream-like decode errors for values of the wrong JSON type, e.g.
+    'json: cannot unmarshal string into Go struct field PodSpec.spec.containers.ports.containerPort
+    of type int32'."""
+    out: list[str] = []
+    root = sch.definition(schema_name)
+    if root is not None:
+        _types(obj, root, schema_name.rsplit(".", 1)[-1], "", out)
+    return out
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object" if isinstance(v, dict) else "null"
+
+
+def _types(value: Any, node: dict, struct: str, path: str, out: list[str]) -> None:
+    """`struct` is the Go struct holding the field at `path` (upstream names the innermost)."""
+    if value is None:
+        return
+    ref = node.get("$ref")
+    own = sch.ref_name(ref).rsplit(".", 1)[-1] if ref else ""
+    resolved = sch.resolve(node)
+    if resolved.get("x-kubernetes-preserve-unknown-fields") or \
+            resolved.get("x-kubernetes-int-or-string"):
+        return
+    t = sch.plain_type(resolved)
+    if sch.any_of(resolved) or t is None:
+        return
+    got = _json_kind(value)
+    ok = {"object": got == "object", "array": got == "array", "string": got == "string",
+          "boolean": got == "bool", "integer": got == "number" and float(value).is_integer(),
+          "number": got == "number"}.get(t, True)
+    if not ok:
+        out.append(f"json: cannot unmarshal {got} into Go struct field {struct}.{path} of type "
+                   f"{_go_type(resolved, t, own)}")
+        return
+    if t == "object" and isinstance(value, dict):
+        props = resolved.get("properties") or {}
+        ap = resolved.get("additionalProperties")
+        inner = own or struct
+        for k, v in value.items():
+            sub = props.get(k) or (ap if isinstance(ap, dict) else None)
+            if sub is not None:
+                _types(v, sub, inner, f"{path}.{k}" if path else k, out)
+    elif t == "array" and isinstance(value, list):
+        items = resolved.get("items")
+        if isinstance(items, dict):
+            for v in value:
+                _types(v, items, struct, path, out)
+
+
+def _go_type(node: dict, t: str, ref_name: str) -> str:
+    if ref_name:
+        return "v1." + ref_name
+    fmt = node.get("format")
+    if t == "integer":
+        return fmt if fmt in ("int32", "int64") else "int64"
+    if t == "number":
+        return "float64"
+    if t == "array":
+        return "[]" + _go_elem(node.get("items"))
+    if t == "object":
+        return "map[string]" + _go_elem(node.get("additionalProperties"))
+    return _GO_SCALAR.get(t, t)
+
+
+def _go_elem(node: Any) -> str:
+    if not isinstance(node, dict):
+        return "interface {}"
+    if "$ref" in node:
+        return "v1." + sch.ref_name(node["$ref"]).rsplit(".", 1)[-1]
+    return _GO_SCALAR.get(sch.plain_type(node) or "", "interface {}")
