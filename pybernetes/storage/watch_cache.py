@@ -184,6 +184,28 @@ class WatchCache:
         self._subs.setdefault(key_prefix, set()).add(sub)
         return sub
 
+    # ---- feeding by an outside driver (one store watch for many caches) -------
+    # A feeder such as WatchHub calls these instead of start(): relist() once, then
+    # apply() each event under this prefix in revision order, and advance() with
+    # every global revision so an idle cache still knows how new its view is.
+
+    async def relist(self) -> None:
+        """Reload from the store (history restarts at the list revision)."""
+        await self._relist()
+
+    def apply(self, ev: Event) -> None:
+        """Apply one store event under this prefix (events at or below `revision` are ignored)."""
+        self._apply(ev)
+
+    def advance(self, rev: int) -> None:
+        """Note that the store has no further events for this prefix up to `rev`."""
+        if rev > self._revision:
+            self._set_revision(rev)
+
+    def close_subscribers(self, reason: str) -> None:
+        """End every subscription (e.g. "relisted" after the feeder lost history)."""
+        self._close_all(reason)
+
     # ---- feeding ---------------------------------------------------------------
 
     async def _relist(self) -> None:

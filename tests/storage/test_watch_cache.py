@@ -224,3 +224,25 @@ async def test_subscribe_from_future_revision_skips_older(cache: WatchCache,
     revs = [await sqlite_store.create(f"{P}u/{i}", cm("u", str(i))) for i in range(4)]
     got = await collect(sub, 2)
     assert [e.revision for e in got] == [r for r in revs if r > future]
+
+
+async def test_hub_feeds_several_caches_and_advances_idle_ones(sqlite_store: Store) -> None:
+    # the API server's shape: one store watch (WatchHub) driving per-resource caches
+    from pybernetes.storage.watch_hub import WatchHub
+    pods = WatchCache(sqlite_store, "/registry/pods/", decode)
+    cms = WatchCache(sqlite_store, P, decode)
+    await sqlite_store.create(P + "a/old", cm("a", "old"))
+    hub = WatchHub(sqlite_store, [pods, cms])
+    await hub.start()
+    try:
+        assert [o["metadata"]["name"] for o in cms.list(P)] == ["old"]
+        sub = cms.subscribe(P, cms.revision)
+        r = await sqlite_store.create(P + "a/new", cm("a", "new"))
+        # the idle pods cache still reaches the global revision
+        await pods.wait_until(r, timeout=2)
+        await cms.wait_until(r, timeout=2)
+        assert pods.list("/registry/pods/") == []
+        assert [(e.type, e.key) for e in await collect(sub, 1)] == [("ADDED", P + "a/new")]
+    finally:
+        await hub.stop()
+    assert sub.closed_reason == "stopped"
