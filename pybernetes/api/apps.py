@@ -143,21 +143,32 @@ def validate_pod_template(template: dict | None, path: str, restart_policies: tu
     if not isinstance(template, dict):
         return [errors.required(path, "")]
     out: list[FieldError] = []
-    from . import podspec
+    podspec = _podspec()
     validate_spec = getattr(podspec, "validate_pod_template_spec", None)
     if validate_spec is not None:
         out += validate_spec(template, path)
-    policy = get_path(template, "spec", "restartPolicy", default="")
+    policy = get_path(template, "spec", "restartPolicy", default="") or "Always"
     if policy not in restart_policies:
         out.append(errors.not_supported(f"{path}.spec.restartPolicy", policy,
                                         list(restart_policies)))
     return out
 
 
+def _podspec() -> Any:
+    """core's pod-spec module (defaults + validation), None while it is not there."""
+    import importlib
+    try:
+        return importlib.import_module(f"{__package__}.podspec")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__package__}.podspec":
+            raise
+        return None
+
+
 def default_template(template: Any) -> None:
-    if isinstance(template, dict):
-        from .podspec import default_pod_template
-        default_pod_template(template)
+    podspec = _podspec()
+    if isinstance(template, dict) and podspec is not None:
+        podspec.default_pod_template(template)
 
 
 def format_selector(sel: dict | None) -> str:
