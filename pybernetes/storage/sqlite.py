@@ -82,7 +82,8 @@ class _Watcher:
         return key >= self.prefix and (self.end is None or key < self.end)
 
 
-_CLOSED = object()
+_CLOSED = object()     # watcher queue: the store closed
+_TICK = object()       # worker loop: poll interval elapsed
 
 
 def _row_event(row: tuple) -> Event:
@@ -237,10 +238,10 @@ class SQLiteStore(Store):
             try:
                 first = self._jobs.get(timeout=self.poll_interval)
             except queue.Empty:
-                first = _POLL
+                first = _TICK       # nothing queued: just look for other writers' rows
             if first is None:
                 return
-            jobs = [] if first is _POLL else [first]
+            jobs = [] if first is _TICK else [first]
             stop = self._drain(jobs)
             try:
                 events = self._step(db, jobs)
@@ -314,6 +315,8 @@ class SQLiteStore(Store):
         if cur <= self._seen:
             return []
         rows = []
+        # reading the set's size from this thread is safe: a watcher added meanwhile
+        # reads its history later in this same thread, which covers these rows
         if self._watchers:
             rows = db.execute(f"SELECT {_COLS} FROM log WHERE id > ? ORDER BY id",
                               (self._seen,)).fetchall()
@@ -441,8 +444,6 @@ class SQLiteStore(Store):
         db.execute("INSERT INTO meta (key, value) VALUES ('compact_rev', ?)"
                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (rev,))
 
-
-_POLL = _Job("poll", (), None)  # type: ignore[arg-type]
 
 
 def _range_clause(prefix: str, start_after: str) -> tuple[str, list]:
