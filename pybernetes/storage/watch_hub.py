@@ -39,11 +39,11 @@ class WatchHub:
             except (asyncio.CancelledError, Exception):
                 pass
         for c in self.caches:
-            c._close_all("stopped")
+            c.close_subscribers("stopped")
 
     async def _relist_all(self) -> None:
         start = await self.store.current_revision()
-        await asyncio.gather(*(c._relist() for c in self.caches))
+        await asyncio.gather(*(c.relist() for c in self.caches))
         # every cache listed at or after `start`; events after it are replayed and
         # each cache skips what its list already holds
         self._revision = start
@@ -56,8 +56,8 @@ class WatchHub:
 
     def _advance(self, rev: int) -> None:
         for c in self.caches:
-            if c._revision < rev:
-                c._set_revision(rev)
+            if c.revision < rev:
+                c.advance(rev)
 
     async def _run(self) -> None:
         delay = 0.05
@@ -66,7 +66,7 @@ class WatchHub:
                 async for ev in self.store.watch(ROOT, self._revision):
                     cache = self._cache_for(ev.key)
                     if cache is not None:
-                        cache._apply(ev)
+                        cache.apply(ev)
                     self._revision = ev.revision
                     self._advance(ev.revision)
                     delay = 0.05
@@ -76,7 +76,7 @@ class WatchHub:
             except CompactedError:
                 log.info("watch hub: history compacted, relisting every cache")
                 for c in self.caches:
-                    c._close_all("relisted")
+                    c.close_subscribers("relisted")
                 await self._relist_all()
             except Exception as e:
                 log.warning("watch hub: store watch failed (%s), retrying", e)
