@@ -17,14 +17,16 @@ from .errors import StatusError, bad_request
 # ----- JSON patch (RFC 6902) ------------------------------------------------------------------
 
 
+_REJECTED = "the server rejected our request due to an error in our request"
+
+
 class _PatchFailed(Exception):
     pass
 
 
 def _rejected(cause: str) -> StatusError:
     """What kube-apiserver answers when a JSON patch does not apply."""
-    return StatusError(422, "Invalid", "the server rejected our request due to an error in our request",
-                       {"causes": [{"message": cause}]})
+    return StatusError(422, "Invalid", _REJECTED, {"causes": [{"message": cause}]})
 
 
 def _pointer(path: Any) -> list[str]:
@@ -458,7 +460,7 @@ def _special_elements(original: list, patch: list, merge_key: str) -> tuple[list
         d = v[DIRECTIVE]
         if d == "delete":
             if merge_key not in v:
-                raise _SMPError(f"map: {_go_map(v)} does not contain declared merge key: {merge_key}")
+                raise _SMPError(_no_merge_key(v, merge_key))
             key = _key_of(v, merge_key)
             original = [o for o in original if _key_of(o, merge_key) != key]
         elif d == "replace":
@@ -476,7 +478,7 @@ def _merge_maps_by_key(original: list, patch: list, meta: _Meta, merge_key: str)
     original = list(original)
     for item in patch:
         if merge_key not in item:
-            raise _SMPError(f"map: {_go_map(item)} does not contain declared merge key: {merge_key}")
+            raise _SMPError(_no_merge_key(item, merge_key))
         key = _key_of(item, merge_key)
         for i, o in enumerate(original):
             if not isinstance(o, dict):
@@ -494,7 +496,7 @@ def _partition(merged: list, by: list, merge_key: str) -> tuple[list, list]:
     inside, outside = [], []
     for v in merged:
         if merge_key and (not isinstance(v, dict) or merge_key not in v):
-            raise _SMPError(f"map: {_go_map(v)} does not contain declared merge key: {merge_key}")
+            raise _SMPError(_no_merge_key(v, merge_key))
         (inside if _key_of(v, merge_key) in keys else outside).append(v)
     return inside, outside
 
@@ -516,16 +518,20 @@ def _normalize(patch_items: list, server_only: list, patch_order: list, server_o
     i = j = 0
     while i < len(server_only) or j < len(patch_items):
         if i >= len(server_only):
-            out.append(patch_items[j]); j += 1
+            out.append(patch_items[j])
+            j += 1
         elif j >= len(patch_items):
-            out.append(server_only[i]); i += 1
+            out.append(server_only[i])
+            i += 1
         else:
             li = spos.get(_key_of(server_only[i], merge_key))
             ri = spos.get(_key_of(patch_items[j], merge_key))
             if li is not None and ri is not None and li < ri:
-                out.append(server_only[i]); i += 1
+                out.append(server_only[i])
+                i += 1
             else:
-                out.append(patch_items[j]); j += 1
+                out.append(patch_items[j])
+                j += 1
     return out
 
 
@@ -571,7 +577,11 @@ def _strip(m: dict) -> dict:
 
 
 def _is_directive_key(k: str) -> bool:
-    return k in (DIRECTIVE, RETAIN_KEYS) or k.startswith(SET_ORDER) or k.startswith(DELETE_PRIMITIVE)
+    return k in (DIRECTIVE, RETAIN_KEYS) or k.startswith((SET_ORDER, DELETE_PRIMITIVE))
+
+
+def _no_merge_key(m: Any, merge_key: str) -> str:
+    return f"map: {_go_map(m)} does not contain declared merge key: {merge_key}"
 
 
 def _go_kind(v: Any) -> str:

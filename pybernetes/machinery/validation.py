@@ -342,7 +342,8 @@ def validate_labels(labels: Any, path: str) -> list[FieldError]:
     errs: list[FieldError] = []
     for k, v in (labels or {}).items():
         errs += [invalid_value(path, k, m) for m in is_qualified_name(k)]
-        errs += [invalid_value(path, v, m) for m in is_valid_label_value(v if isinstance(v, str) else "")]
+        value = v if isinstance(v, str) else ""
+        errs += [invalid_value(path, v, m) for m in is_valid_label_value(value)]
     return errs
 
 
@@ -377,16 +378,19 @@ def validate_owner_references(refs: Any, path: str) -> list[FieldError]:
         if not kind:
             errs.append(invalid_value(f"{path}.kind", kind, "kind must not be empty"))
         if not ref.get("name"):
-            errs.append(invalid_value(f"{path}.name", ref.get("name", ""), "name must not be empty"))
+            errs.append(invalid_value(f"{path}.name", ref.get("name", ""),
+                                      "name must not be empty"))
         if not ref.get("uid"):
             errs.append(invalid_value(f"{path}.uid", ref.get("uid", ""), "uid must not be empty"))
         if (group, version, kind) == ("", "v1", "Event"):
-            errs.append(invalid_value(path, ref, "/v1, Kind=Event is disallowed from being an owner"))
+            errs.append(invalid_value(path, ref,
+                                      "/v1, Kind=Event is disallowed from being an owner"))
         if ref.get("controller") is True:
             current = f"{ref.get('kind', '')}/{ref.get('name', '')}"
             if first_controller:
                 errs.append(invalid_value(
-                    path, refs, "Only one reference can have Controller set to true. Found \"true\" "
+                    path, refs,
+                    "Only one reference can have Controller set to true. Found \"true\" "
                     f"in references for {first_controller} and {current}"))
             else:
                 first_controller = current
