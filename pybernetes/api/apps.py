@@ -130,8 +130,9 @@ def validate_template_labels(template: dict, sel: dict | None, path: str) -> lis
         return []
     labels = get_path(template, "metadata", "labels") or {}
     from ..machinery.validation import validate_labels
-    out = list(validate_labels(labels, f"{path}.metadata.labels"))
-    if not out and not selector_matches(sel, labels):
+    out: list[FieldError] = []
+    # malformed labels are reported by the template validator; only match good ones
+    if not validate_labels(labels, f"{path}.labels") and not selector_matches(sel, labels):
         out.append(errors.invalid_value(f"{path}.metadata.labels", GoValue(go_string_map(labels)),
                                         "`selector` does not match template `labels`"))
     return out
