@@ -215,6 +215,10 @@ def run(args: argparse.Namespace, sizes: dict, tmp: Path, result: dict,
                 proc.stop()
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.apiserver_bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -229,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     log = lambda msg: print(f"[bench {args.storage}] {msg}", file=sys.stderr, flush=True)  # noqa
     sizes = QUICK if args.quick else FULL
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops server and etcd
 
     tmp = Path(tempfile.mkdtemp(prefix=f"pyb-bench-{args.storage}-"))
     result: dict[str, Any] = {"storage": args.storage, "resource": args.resource,
