@@ -260,6 +260,7 @@ class DeploymentStrategy(_Workload):
     kind, plural = "Deployment", "deployments"
     short_names = ("deploy",)
     subresources = ("status", "scale")
+    annotations_bump_generation = True  # upstream: a rollback annotation is a spec change
     scale = APPS_SCALE
     columns = (NAME_COLUMN,
                Column("Ready", "string", "", "Number of the pod with ready state"),

@@ -58,6 +58,7 @@ class CertificateSigningRequestStrategy(Strategy):
     namespaced = False
     short_names = ("csr",)
     subresources = ("status", "approval")
+    storage_hooks = (CSRRequesterHook(),)
     columns = (NAME_COLUMN, AGE_COLUMN,
                Column("SignerName", "string", "", "Only show certificates requested by a signer"),
                Column("Requestor", "string", "", "Name of the user who requested the CSR"),

@@ -411,10 +411,12 @@ class ResourceStore:
                              subresource: str = "") -> dict | None:
         """Everything an update does before the write; None when nothing changed."""
         md, old_md = new["metadata"], old["metadata"]
-        if subresource == "status":
+        if subresource in ("status", "approval"):
+            # a status-like subresource changes only its part; metadata stays as stored
             new["metadata"] = copy.deepcopy(old_md)
-            self.s.prepare_for_status_update(new, old)
-            causes = self.s.validate_status_update(new, old)
+            getattr(self.s, f"prepare_for_{subresource}_update")(new, old)
+            validate = getattr(self.s, f"validate_{subresource}_update", None)
+            causes = validate(new, old) if validate else []
         else:
             objectmeta.carry_over(md, old_md)
             if subresource != "finalize":
@@ -423,7 +425,10 @@ class ResourceStore:
             await self._run_hooks("fill_update", new, old, ctx)
             if self.s.tracks_generation:
                 gen = old_md.get("generation", 1)
-                md["generation"] = gen + 1 if _spec_part(new) != _spec_part(old) else gen
+                changed = _spec_part(new) != _spec_part(old) or (
+                    getattr(self.s, "annotations_bump_generation", False)
+                    and md.get("annotations") != old_md.get("annotations"))
+                md["generation"] = gen + 1 if changed else gen
             causes = self._validate_meta(new, old) + self.s.validate_update(new, old)
         if causes:
             raise self._invalid(new, causes)

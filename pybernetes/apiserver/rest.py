@@ -283,6 +283,11 @@ class ResourceHandler:
                 return await self._patch(request, info, rs, ns, "status")
         elif sub == "finalize" and verb == "update":
             return await self._update(request, info, rs, ns, "finalize")
+        elif sub == "approval":
+            if verb == "get":
+                return await self._get(request, info, rs, ns)
+            if verb in ("update", "patch"):
+                return await getattr(self, "_" + verb)(request, info, rs, ns, "approval")
         elif sub == "scale":
             from .scale import handle_scale
             return await handle_scale(self, request, info, rs, ns)

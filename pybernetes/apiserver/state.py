@@ -46,7 +46,8 @@ class APIState:
             if cache is None:
                 cache = self.caches[prefix] = WatchCache(store, prefix, _decode_cached,
                                                          history=config.watch_cache_history)
-            self.resources[(s.group, s.version, s.plural)] = ResourceStore(self, s, cache)
+            rs = self.resources[(s.group, s.version, s.plural)] = ResourceStore(self, s, cache)
+            rs.hooks.extend(getattr(s, "storage_hooks", ()))
 
     async def start(self) -> None:
         self.hub = WatchHub(self.store, list(self.caches.values()))
