@@ -106,7 +106,9 @@ def field_validation(request: web.Request, strategy: Strategy, obj: Any, raw: by
     if not problems:
         return
     if mode == "Strict":
-        raise errors.bad_request("strict decoding error: " + ", ".join(problems))
+        raise errors.bad_request(
+            f'{strategy.kind} in version "{strategy.version}" cannot be handled as a '
+            f"{strategy.kind}: strict decoding error: " + ", ".join(problems))
     ctx.warnings.extend(problems)
 
 
