@@ -5,6 +5,7 @@ its own event loop, so the orchestrator can run it in a separate process
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import ssl
 import time
@@ -57,7 +58,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
