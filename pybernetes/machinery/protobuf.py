@@ -53,6 +53,8 @@ def decode(raw: bytes) -> dict:
         body = _message(name, envelope["raw"])
     except _Malformed as e:
         raise errors.bad_request(f"unable to decode protobuf body: {e}") from None
+    except RecursionError:  # RawExtensions nested without end
+        raise errors.bad_request("unable to decode protobuf body: nested too deeply") from None
     if not isinstance(body, dict):
         raise errors.bad_request(f"protobuf body for {kind} is not an object")
     return {"kind": kind, "apiVersion": api_version, **body}
@@ -135,10 +137,8 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
 
 
 def _text(value: bytes) -> str:
-    try:
-        return bytes(value).decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Malformed("invalid UTF-8 in a string field") from None
+    # gogo does not check UTF-8 and Go's JSON writes bad bytes as U+FFFD: do the same
+    return bytes(value).decode("utf-8", errors="replace")
 
 
 def _signed(value: int, bits: int) -> int:
@@ -311,7 +311,7 @@ def _time(buf: bytes, micro: bool) -> str | None:
         t = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(seconds=seconds)
     except OverflowError:
         raise _Malformed("time out of range") from None
-    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
     return f"{text}.{nanos // 1000:06d}Z" if micro else f"{text}Z"
 
 
