@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 
-from . import plot
+from . import plot, report
 from .apiserver_bench import RESULTS
 from .procs import ETCD_BINARY
 
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if rc != 0:
             failed.append(f"{storage} ({rc})")
     plot.main(["--results", str(RESULTS), "--out", str(RESULTS / "apiserver.png")])
+    report.update()
     if failed:
         print(f"benchmark runs failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
