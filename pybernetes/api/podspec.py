@@ -533,7 +533,9 @@ def pod_qos_class(spec: dict) -> str:
     guaranteed = True
     containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
     for c in containers:
-        res = c.get("resources") or {}
+        res = dict(c.get("resources") or {})
+        # a pod's missing requests default to its limits (SetDefaults_Pod) before QoS is set
+        res["requests"] = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         for kind, acc in (("requests", requests), ("limits", limits)):
             for name in ("cpu", "memory"):
                 q = quantity_value((res.get(kind) or {}).get(name, 0)) or Fraction(0)
