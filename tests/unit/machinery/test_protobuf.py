@@ -337,5 +337,102 @@ def test_unknown_kind_is_415() -> None:
         assert e.value.code == 415
 
 
+# ---- the schema generator ---------------------------------------------------------------
+
+def _generator():
+    import importlib.util
+    path = Path(__file__).resolve().parents[3] / "tools" / "gen_protobuf_schema.py"
+    spec = importlib.util.spec_from_file_location("gen_protobuf_schema", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+_DEMO_PROTO = """
+syntax = "proto2";
+package k8s.io.api.demo.v1;
+import "k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto";
+// A widget. message Fake { is only a comment }
+message Widget {
+  optional .k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta metadata = 1;
+  optional WidgetSpec spec = 2;
+}
+message WidgetSpec {
+  /* block comment */
+  optional int32 replicas = 1;
+  repeated string names = 2;
+  map<string, bytes> blobs = 3;
+  optional Common common = 4;
+  optional Tags tags = 5;
+}
+message Common {
+  optional string note = 1;
+}
+message Tags {
+  repeated string items = 1;
+}
+"""
+_DEMO_GO = """package v1
+const GroupName = "demo.example.com"
+type Tags []string
+type WidgetSpec struct {
+	// Replicas is a pointer: zero survives.
+	Replicas *int32 `json:"replicas,omitempty" protobuf:"varint,1,opt,name=replicas"`
+	Names []string `json:"names" protobuf:"bytes,2,rep,name=names"`
+	Blobs map[string][]byte `json:"blobData,omitempty" protobuf:"bytes,3,rep,name=blobs"`
+	Common `json:",inline" protobuf:"bytes,4,opt,name=common"`
+	Tags Tags `json:"tags,omitempty" protobuf:"bytes,5,opt,name=tags"`
+}
+"""
+
+
+def test_generator_reads_proto_and_go_tags(tmp_path: Path) -> None:
+    pkg = tmp_path / "staging" / "src" / "k8s.io" / "api" / "demo" / "v1"
+    pkg.mkdir(parents=True)
+    (pkg / "generated.proto").write_text(_DEMO_PROTO)
+    (pkg / "types.go").write_text(_DEMO_GO)
+    (pkg / "types_test.go").write_text("package v1\nconst GroupName = \"wrong\"\n")
+    out = tmp_path / "schema.json"
+    assert _generator().main([str(tmp_path), "-o", str(out)]) == 0
+    schema = json.loads(out.read_text())
+    assert schema["groups"] == {"demo.example.com/v1": "k8s.io.api.demo.v1"}
+    assert schema["lists"] == ["k8s.io.api.demo.v1.Tags"]
+    assert set(schema["messages"]) == {f"k8s.io.api.demo.v1.{m}" for m in ("Widget", "WidgetSpec", "Common", "Tags")}
+    assert schema["messages"]["k8s.io.api.demo.v1.WidgetSpec"] == {
+        "1": ["replicas", "int32", "po"], "2": ["names", "string", "r"],
+        "3": ["blobData", "bytes", "mo"], "4": ["common", "k8s.io.api.demo.v1.Common", "i"],
+        "5": ["tags", "k8s.io.api.demo.v1.Tags", "o"]}
+    assert schema["messages"]["k8s.io.api.demo.v1.Widget"]["1"][1] == \
+        "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+
+_MIRRORS = [Path("/work/.mirror/kubernetes+api/repo"), Path("/work/.mirror/kubernetes+apimachinery/repo")]
+
+
+@pytest.mark.skipif(not all(p.is_dir() for p in _MIRRORS), reason="no kubernetes api/apimachinery git dirs")
+def test_committed_schema_covers_the_v133_api(tmp_path: Path) -> None:
+    out = tmp_path / "schema.json"
+    assert _generator().main([*map(str, _MIRRORS), "-o", str(out)]) == 0
+    fresh = json.loads(out.read_text())
+    committed = json.loads(protobuf._SCHEMA_FILE.read_text())
+    assert fresh["groups"] == committed["groups"]
+    for name, fields in committed["messages"].items():  # newer trees only add
+        assert fresh["messages"][name].items() >= fields.items(), name
+
+
+def test_committed_schema_facts() -> None:
+    schema = json.loads(protobuf._SCHEMA_FILE.read_text())
+    assert protobuf._SCHEMA_FILE.stat().st_size < 1_500_000
+    m = schema["messages"]
+    assert m["k8s.io.api.apps.v1.DeploymentSpec"]["1"] == ["replicas", "int32", "po"]
+    assert m["k8s.io.api.core.v1.PodSpec"]["21"] == ["automountServiceAccountToken", "bool", "po"]
+    assert m["k8s.io.api.core.v1.Volume"]["2"][2] == "i"  # VolumeSource is inlined in JSON
+    assert m["k8s.io.api.core.v1.Secret"]["2"] == ["data", "bytes", "mo"]
+    for gv in ("v1", "apps/v1", "batch/v1", "autoscaling/v1", "policy/v1", "meta.k8s.io/v1",
+               "networking.k8s.io/v1", "rbac.authorization.k8s.io/v1", "scheduling.k8s.io/v1"):
+        assert gv in schema["groups"]
+    assert protobuf.message_for("autoscaling/v1", "Scale") == "k8s.io.api.autoscaling.v1.Scale"
+
+
 if __name__ == "__main__":
     sys.exit(_refresh())
