@@ -263,9 +263,15 @@ class _Progress:
         self.console.print(f"[bold red]pybernetes[/] {what}")
 
     def ready(self, kubeconfig: str) -> None:
+        commands = [f"export KUBECONFIG={kubeconfig}", "kubectl get nodes"]
+        if not self.console.is_terminal:  # logs and pipes: plain lines, nothing wrapped
+            self.console.print("pybernetes is ready", *(f"  {c}" for c in commands), sep="\n",
+                               markup=False)
+            return
         from rich.panel import Panel
         from rich.text import Text
-        body = Text.assemble(
-            ("pybernetes is ready\n\n", "bold green"),
-            f"export KUBECONFIG={kubeconfig}\n", "kubectl get nodes")
-        self.console.print(Panel(body, expand=False, border_style="green"))
+        # the commands stay outside the box: a long path must not be cropped or folded
+        self.console.print(Panel(Text("pybernetes is ready", style="bold green"), expand=False,
+                                 border_style="green", subtitle="try"))
+        for c in commands:
+            self.console.print(f"  {c}", markup=False, soft_wrap=True)
