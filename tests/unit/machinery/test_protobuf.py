@@ -130,10 +130,10 @@ async def capture(kubectl: str, args: list[str], workdir: str) -> list[tuple[str
     return writes
 
 
-async def capture_pair(name: str) -> tuple[bytes, dict]:
+async def capture_pair(name: str, proto_kubectl: str = PROTO_KUBECTL) -> tuple[bytes, dict]:
     """(protobuf body from kubectl 1.33, JSON body from kubectl 1.31) for one case."""
     bodies = []
-    for kubectl, media in ((PROTO_KUBECTL, "application/vnd.kubernetes.protobuf"),
+    for kubectl, media in ((proto_kubectl, "application/vnd.kubernetes.protobuf"),
                            (JSON_KUBECTL, "application/json")):
         with tempfile.TemporaryDirectory() as workdir:
             writes = await capture(kubectl, CASES[name], workdir)
@@ -167,8 +167,11 @@ _HAVE_KUBECTL = os.path.exists(PROTO_KUBECTL) and os.path.exists(JSON_KUBECTL)
 
 @pytest.mark.skipif(not _HAVE_KUBECTL, reason="kubectl 1.31/1.33 not installed")
 @pytest.mark.parametrize("name", ["configmap", "deployment", "secret", "cronjob", "token"])
-async def test_live_kubectl_protobuf_matches_json(name: str) -> None:
-    pb, js = await capture_pair(name)
+@pytest.mark.parametrize("minor", [32, 33])
+async def test_live_kubectl_protobuf_matches_json(name: str, minor: int) -> None:
+    if not os.path.exists(KUBECTL.format(minor)):
+        pytest.skip(f"kubectl 1.{minor} not installed")
+    pb, js = await capture_pair(name, KUBECTL.format(minor))
     assert protobuf.decode(pb) == js
 
 
