@@ -13,8 +13,8 @@ Each SOURCE is a directory or a git directory; every `generated.proto` under it 
 package is `k8s.io.api.*` or `k8s.io.apimachinery.pkg.*` is read, together with the Go
 files beside it (struct tags tell the JSON name, `omitempty`, whether the field is a Go
 pointer, and whether an embedded struct is inlined in JSON) and the package GroupName
-(register.go, or doc.go's +groupName) which maps an apiVersion to its protobuf package. Use a v1.33-or-later
-tree: field numbers never change meaning, newer trees only add fields.
+(register.go, or doc.go's +groupName) which maps an apiVersion to its protobuf package.
+Use a v1.33-or-later tree: field numbers never change meaning, newer trees only add fields.
 Output: `-o FILE` (default: the schema file in the package).
 
 Output layout (compact on purpose):
@@ -40,6 +40,7 @@ SCALARS = {"string", "bytes", "bool", "int32", "int64", "uint32", "uint64", "sin
            "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64", "double", "float"}
 WANTED_PREFIXES = ("k8s.io.api.", "k8s.io.apimachinery.pkg.")
 SKIP_PACKAGES = ("testapigroup",)
+SKIP_DIRS = (".git", "vendor", "_output", "node_modules")
 
 
 class Tree:
@@ -47,16 +48,18 @@ class Tree:
 
     def __init__(self, root: str):
         self.root = root
-        self.git = os.path.isfile(os.path.join(root, "HEAD")) and os.path.isdir(os.path.join(root, "objects"))
+        self.git = os.path.isfile(os.path.join(root, "HEAD")) and \
+            os.path.isdir(os.path.join(root, "objects"))
 
     def files(self) -> list[str]:
         if self.git:
-            out = subprocess.run(["git", f"--git-dir={self.root}", "ls-tree", "-r", "--name-only", "HEAD"],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                ["git", f"--git-dir={self.root}", "ls-tree", "-r", "--name-only", "HEAD"],
+                check=True, capture_output=True, text=True).stdout
             return out.splitlines()
         found = []
         for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = [d for d in dirnames if d not in (".git", "vendor", "_output", "node_modules")]
+            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
             rel = os.path.relpath(dirpath, self.root)
             found += [os.path.normpath(os.path.join(rel, f)) for f in filenames]
         return found
@@ -242,7 +245,8 @@ def _go_facts(go_sources: dict[str, str]) -> tuple[dict, set]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sources", nargs="+", help="kubernetes checkout / git dir, or the api and apimachinery repos")
+    parser.add_argument("sources", nargs="+",
+                        help="kubernetes checkout / git dir, or the api and apimachinery repos")
     parser.add_argument("-o", "--output", default=str(OUT))
     args = parser.parse_args(argv)
     schema = collect([Tree(s) for s in args.sources])

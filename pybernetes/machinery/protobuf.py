@@ -46,7 +46,8 @@ def decode(raw: bytes) -> dict:
         envelope = _unknown(raw[len(MAGIC):])
         api_version, kind = envelope["apiVersion"], envelope["kind"]
         if envelope["contentEncoding"]:
-            raise errors.bad_request(f"unsupported protobuf content encoding {envelope['contentEncoding']!r}")
+            encoding = envelope["contentEncoding"]
+            raise errors.bad_request(f"unsupported protobuf content encoding {encoding!r}")
         name = message_for(api_version, kind)
         if name is None:
             raise errors.unsupported_media_type(MEDIA_TYPE)
@@ -188,7 +189,8 @@ def _packed(kind: str, value: bytes) -> list:
     width = 8 if kind in ("double", "fixed64", "sfixed64") else 4
     if len(value) % width:
         raise _Malformed(f"packed {kind} field has a partial element")
-    return [_scalar(kind, 1 if width == 8 else 5, value[j:j + width]) for j in range(0, len(value), width)]
+    wire = 1 if width == 8 else 5
+    return [_scalar(kind, wire, value[j:j + width]) for j in range(0, len(value), width)]
 
 
 def _zero(kind: str) -> Any:
@@ -203,8 +205,12 @@ def _zero(kind: str) -> Any:
 
 # ---- messages -> Go-JSON dicts ----------------------------------------------------------
 
+def _is_message(kind: str) -> bool:
+    return kind in _SPECIAL or kind in _schema()["messages"]
+
+
 def _value(kind: str, wire: int, value: Any) -> Any:
-    if kind in _SPECIAL or kind in _schema()["messages"]:
+    if _is_message(kind):
         _expect(wire, 2, kind)
         return _message(kind, value)
     return _scalar(kind, wire, value)
@@ -240,8 +246,7 @@ def _collect(values: dict[int, Any], number: int, field: tuple, wire: int, value
         values.setdefault(number, {})[key] = val
     elif "r" in flags:
         items = values.setdefault(number, [])
-        if wire == 2 and kind not in ("string", "bytes") and kind not in _schema()["messages"] \
-                and kind not in _SPECIAL:
+        if wire == 2 and kind not in ("string", "bytes") and not _is_message(kind):
             items.extend(_packed(kind, value))
         else:
             items.append(_value(kind, wire, value))
@@ -257,16 +262,14 @@ def _map_entry(kind: str, buf: bytes) -> tuple[str, Any]:
             key = _text(value)
         elif number == 2:
             val, seen = _value(kind, wire, value), True
-    if not seen:  # an absent value is the zero value of its type
-        val = _message(kind, b"") if kind in _schema()["messages"] or kind in _SPECIAL else _zero(kind)
-        if kind == "bytes":
-            val = ""
+    if not seen:  # an absent value is the zero value of its type (gogo: []byte{} for bytes)
+        val = _message(kind, b"") if _is_message(kind) else "" if kind == "bytes" else _zero(kind)
     return key, val
 
 
 def _emit(out: dict, name: str, kind: str, flags: str, present: bool, value: Any) -> None:
     """Add one field to `out` as Go's encoding/json would write it."""
-    is_message = kind in _schema()["messages"] or kind in _SPECIAL
+    is_message = _is_message(kind)
     if "r" in flags or "m" in flags or kind in _schema()["lists"] or kind == "bytes":
         # slices, maps, []byte: omitempty drops nil and empty ones; otherwise nil is null
         if present and value not in (None, [], {}, ""):

@@ -36,7 +36,8 @@ CASES: dict[str, list[str]] = {
     "namespace": ["create", "namespace", "ns1"],
     "deployment": ["create", "deployment", "d", "--image=x", "--replicas=0", "--port=8080"],
     "service": ["create", "service", "clusterip", "svc", "--tcp=80:8080", "--tcp=443:https"],
-    "service_nodeport": ["create", "service", "nodeport", "np", "--tcp=80:8080", "--node-port=30080"],
+    "service_nodeport": ["create", "service", "nodeport", "np", "--tcp=80:8080",
+                         "--node-port=30080"],
     "job": ["create", "job", "j", "--image=busybox", "--", "echo", "hi"],
     "cronjob": ["create", "cronjob", "cj", "--image=busybox", "--schedule=*/1 * * * *",
                 "--restart=OnFailure", "--", "date"],
@@ -50,7 +51,8 @@ CASES: dict[str, list[str]] = {
                       "--preemption-policy=Never"],
     "pdb": ["create", "poddisruptionbudget", "pdb", "--selector=app=x", "--min-available=50%"],
     "pdb_int": ["create", "poddisruptionbudget", "pdb2", "--selector=app=x", "--max-unavailable=0"],
-    "ingress": ["create", "ingress", "ing", "--class=nginx", "--rule=foo.com/bar*=svc1:8080,tls=cert",
+    "ingress": ["create", "ingress", "ing", "--class=nginx",
+                "--rule=foo.com/bar*=svc1:8080,tls=cert",
                 "--annotation=a=b", "--default-backend=def:http"],
     "serviceaccount": ["create", "serviceaccount", "sa"],
     "token": ["create", "token", "sa", "--duration=1h", "--audience=api"],
@@ -61,7 +63,8 @@ CASES: dict[str, list[str]] = {
 
 _RESOURCES = {
     "v1": [("pods", "Pod"), ("configmaps", "ConfigMap"), ("secrets", "Secret"),
-           ("namespaces", "Namespace"), ("services", "Service"), ("serviceaccounts", "ServiceAccount")],
+           ("namespaces", "Namespace"), ("services", "Service"),
+           ("serviceaccounts", "ServiceAccount")],
     "apps/v1": [("deployments", "Deployment")],
 }
 
@@ -78,7 +81,8 @@ def _discovery(path: str) -> dict | None:
     if group_version not in _RESOURCES:
         return None
     resources = [{"name": n, "singularName": n[:-1], "namespaced": n != "namespaces", "kind": k,
-                  "verbs": ["create", "delete", "get", "list"]} for n, k in _RESOURCES[group_version]]
+                  "verbs": ["create", "delete", "get", "list"]}
+                 for n, k in _RESOURCES[group_version]]
     return {"kind": "APIResourceList", "groupVersion": group_version, "resources": resources}
 
 
@@ -139,7 +143,8 @@ async def capture_pair(name: str, proto_kubectl: str = PROTO_KUBECTL) -> tuple[b
             writes = await capture(kubectl, CASES[name], workdir)
             stderr = Path(workdir, "stderr").read_text()[-2000:]
         sent = [body for method, ctype, body in writes if ctype == media]
-        assert len(sent) == 1, f"{name}: expected one {media} body from {kubectl}, got {writes}: {stderr}"
+        assert len(sent) == 1, \
+            f"{name}: expected one {media} body from {kubectl}, got {writes}: {stderr}"
         bodies.append(sent[0])
     return bodies[0], json.loads(bodies[1])
 
@@ -242,18 +247,21 @@ def test_times_unknown_fields_and_go_zero_values() -> None:
 
 
 def test_raw_extension_and_negative_ints() -> None:
-    revision = _field(1, _field(1, b"rev")) + _field(2, _field(1, b'{"spec":{"x":[1]}}')) + _field(3, 2)
+    data = _field(1, b'{"spec":{"x":[1]}}')
+    revision = _field(1, _field(1, b"rev")) + _field(2, data) + _field(3, 2)
     out = protobuf.decode(_envelope("apps/v1", "ControllerRevision", revision))
     assert out["data"] == {"spec": {"x": [1]}} and out["revision"] == 2
     # a negative int32 travels as a 10-byte varint
     priority = _field(1, _field(1, b"pc")) + _field(2, -5)
-    assert protobuf.decode(_envelope("scheduling.k8s.io/v1", "PriorityClass", priority))["value"] == -5
+    out = protobuf.decode(_envelope("scheduling.k8s.io/v1", "PriorityClass", priority))
+    assert out["value"] == -5
 
 
 def test_named_slice_map_values_and_pointer_zero() -> None:
     extra = _field(1, b"scopes") + _field(2, _field(1, b"a") + _field(1, b"b"))
     spec = _field(3, b"alice") + _field(5, extra)
-    review = protobuf.decode(_envelope("authorization.k8s.io/v1", "SubjectAccessReview", _field(2, spec)))
+    body = _envelope("authorization.k8s.io/v1", "SubjectAccessReview", _field(2, spec))
+    review = protobuf.decode(body)
     assert review["spec"] == {"user": "alice", "extra": {"scopes": ["a", "b"]}}
     lease = _field(1, _field(1, b"l")) + _field(2, _field(1, b"h") + _field(2, 0))
     spec = protobuf.decode(_envelope("coordination.k8s.io/v1", "Lease", lease))["spec"]
@@ -278,7 +286,8 @@ def test_delete_options() -> None:
                    "preconditions": {"uid": "uid-1"}, "propagationPolicy": "Foreground",
                    "dryRun": ["All"]}
     # registered in every group version, so it may arrive with any apiVersion
-    assert protobuf.decode(_envelope("apps/v1", "DeleteOptions", _field(3, 0)))["orphanDependents"] is False
+    out = protobuf.decode(_envelope("apps/v1", "DeleteOptions", _field(3, 0)))
+    assert out["orphanDependents"] is False
     eviction = _field(1, _field(1, b"p") + _field(3, b"default")) + _field(2, _field(1, 0))
     out = protobuf.decode(_envelope("policy/v1", "Eviction", eviction))
     assert out == {"kind": "Eviction", "apiVersion": "policy/v1",
@@ -320,11 +329,12 @@ def test_year_one_and_far_times() -> None:
 
 
 def test_nested_raw_extensions() -> None:
-    inner = _envelope("v1", "ConfigMap", _field(1, _field(1, b"cm")) + _field(2, _field(1, b"a") + _field(2, b"b")))
+    entry = _field(1, b"a") + _field(2, b"b")
+    inner = _envelope("v1", "ConfigMap", _field(1, _field(1, b"cm")) + _field(2, entry))
     revision = _field(2, _field(1, inner))  # a protobuf object inside a RawExtension
     out = protobuf.decode(_envelope("apps/v1", "ControllerRevision", revision))
-    assert out["data"] == {"kind": "ConfigMap", "apiVersion": "v1",
-                           "metadata": {"name": "cm", "creationTimestamp": None}, "data": {"a": "b"}}
+    assert out["data"] == {"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "b"},
+                           "metadata": {"name": "cm", "creationTimestamp": None}}
     body = _envelope("apps/v1", "ControllerRevision", b"")
     for _ in range(3000):  # far deeper than Python's stack: a 400, not a crash
         body = _envelope("apps/v1", "ControllerRevision", _field(2, _field(1, body)))
@@ -400,7 +410,8 @@ def test_generator_reads_proto_and_go_tags(tmp_path: Path) -> None:
     schema = json.loads(out.read_text())
     assert schema["groups"] == {"demo.example.com/v1": "k8s.io.api.demo.v1"}
     assert schema["lists"] == ["k8s.io.api.demo.v1.Tags"]
-    assert set(schema["messages"]) == {f"k8s.io.api.demo.v1.{m}" for m in ("Widget", "WidgetSpec", "Common", "Tags")}
+    assert set(schema["messages"]) == {f"k8s.io.api.demo.v1.{m}"
+                                       for m in ("Widget", "WidgetSpec", "Common", "Tags")}
     assert schema["messages"]["k8s.io.api.demo.v1.WidgetSpec"] == {
         "1": ["replicas", "int32", "po"], "2": ["names", "string", "r"],
         "3": ["blobData", "bytes", "mo"], "4": ["common", "k8s.io.api.demo.v1.Common", "i"],
@@ -409,10 +420,12 @@ def test_generator_reads_proto_and_go_tags(tmp_path: Path) -> None:
         "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 
-_MIRRORS = [Path("/work/.mirror/kubernetes+api/repo"), Path("/work/.mirror/kubernetes+apimachinery/repo")]
+_MIRRORS = [Path("/work/.mirror/kubernetes+api/repo"),
+            Path("/work/.mirror/kubernetes+apimachinery/repo")]
 
 
-@pytest.mark.skipif(not all(p.is_dir() for p in _MIRRORS), reason="no kubernetes api/apimachinery git dirs")
+@pytest.mark.skipif(not all(p.is_dir() for p in _MIRRORS),
+                    reason="no kubernetes api/apimachinery git dirs")
 def test_committed_schema_covers_the_v133_api(tmp_path: Path) -> None:
     out = tmp_path / "schema.json"
     assert _generator().main([*map(str, _MIRRORS), "-o", str(out)]) == 0
