@@ -63,15 +63,15 @@ EVENT = {"apiVersion": "v1", "kind": "Event",
                             "apiVersion": "v1", "fieldPath": "spec.containers{web}"},
          "reason": "Pulled", "message": "Successfully pulled image\n", "type": "Normal",
          "source": {"component": "kubelet", "host": "n1"}, "count": 3,
-         "firstTimestamp": ago(600), "lastTimestamp": ago(60), "eventTime": None,
+         "firstTimestamp": ago(3 * 3600), "lastTimestamp": ago(600), "eventTime": None,
          "reportingComponent": "kubelet", "reportingInstance": "n1"}
 
 
 def test_event_row_field_labels_and_namespace_rule():
     s = EventStrategy()
     assert s.storage_resource == "events"
-    assert s.table_row(EVENT) == ["60s", "Normal", "Pulled", "pod/web", "spec.containers{web}",
-                                  "kubelet, n1", "Successfully pulled image", "10m", 3, "web.1"]
+    assert s.table_row(EVENT) == ["10m", "Normal", "Pulled", "pod/web", "spec.containers{web}",
+                                  "kubelet, n1", "Successfully pulled image", "3h", 3, "web.1"]
     assert [c.name for c in s.columns if c.priority == 0] == [
         "Last Seen", "Type", "Reason", "Object", "Message"]
     labels = s.field_labels(EVENT)

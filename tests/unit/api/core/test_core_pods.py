@@ -74,7 +74,7 @@ def test_status_update_keeps_spec_and_qos():
 
 
 def pod_with(status: dict, **spec) -> dict:
-    base = {"metadata": {"name": "p", "creationTimestamp": ago(300)},
+    base = {"metadata": {"name": "p", "creationTimestamp": ago(900)},
             "spec": {"containers": [{"name": "a"}], **spec}, "status": status}
     return base
 
@@ -101,11 +101,11 @@ def test_status_column_common_states():
     assert row(done)[2] == "Completed"
     crash = {"phase": "Running", "containerStatuses": [
         {"name": "a", "ready": False, "restartCount": 3,
-         "lastState": {"terminated": {"exitCode": 1, "finishedAt": ago(300)}},
+         "lastState": {"terminated": {"exitCode": 1, "finishedAt": ago(900)}},
          "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
     cells = row(crash)
     assert cells[2] == "CrashLoopBackOff"
-    assert cells[3] == "3 (5m ago)"
+    assert cells[3] == "3 (15m ago)"
     killed = {"phase": "Failed", "containerStatuses": [
         {"name": "a", "restartCount": 0, "state": {"terminated": {"exitCode": 137}}}]}
     assert row(killed)[2] == "ExitCode:137"
@@ -142,7 +142,7 @@ def test_sidecar_counts_toward_ready_and_wide_cells():
     cells = row(status, initContainers=[{"name": "side", "restartPolicy": "Always"}],
                 nodeName="node-1", readinessGates=[{"conditionType": "example.com/gate"}])
     assert cells[0:4] == ["p", "2/2", "Running", "0"]
-    assert cells[4] == "5m"
+    assert cells[4] == "15m"
     assert cells[5:] == ["10.42.0.7", "node-1", "<none>", "1/1"]
     assert [c.name for c in S.columns] == ["Name", "Ready", "Status", "Restarts", "Age", "IP",
                                            "Node", "Nominated Node", "Readiness Gates"]
