@@ -188,8 +188,9 @@ def external_ip_cell(svc: dict) -> str:
         return s.get("externalName", "")
     if stype == "LoadBalancer":
         ingress = get_path(svc, "status", "loadBalancer", "ingress", default=[]) or []
-        ips = [i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")]
-        ips += external
+        # a sorted set of ingress IPs (hostname when no IP), then the external IPs
+        ips = sorted({i.get("ip") or i.get("hostname") for i in ingress
+                      if i.get("ip") or i.get("hostname")}) + external
         return ",".join(ips) if ips else "<pending>"
     return "<unknown>"
 
@@ -202,7 +203,7 @@ def ports_cell(ports: list[dict] | None) -> str:
             cells.append(f"{p.get('port')}:{p['nodePort']}/{proto}")
         else:
             cells.append(f"{p.get('port')}/{proto}")
-    return ",".join(cells) if cells else "<none>"
+    return ",".join(cells)  # upstream leaves the cell empty for a port-less service
 
 
 class ServiceStrategy(Strategy):

@@ -86,8 +86,12 @@ def test_service_table_rows():
                   {"port": 53, "nodePort": 30053, "protocol": "UDP"}]},
         "status": {"loadBalancer": {}}}
     assert S.table_row(lb)[3:5] == ["<pending>", "80:30080/TCP,53:30053/UDP"]
-    lb["status"]["loadBalancer"]["ingress"] = [{"ip": "192.0.2.1"}]
-    assert S.table_row(lb)[3] == "192.0.2.1"
+    lb["status"]["loadBalancer"]["ingress"] = [{"ip": "192.0.2.9"}, {"hostname": "lb.example"},
+                                               {"ip": "192.0.2.1"}]
+    lb["spec"]["externalIPs"] = ["198.51.100.1"]
+    assert S.table_row(lb)[3] == "192.0.2.1,192.0.2.9,lb.example,198.51.100.1"
+    headless = {"metadata": {"name": "h"}, "spec": {"type": "ClusterIP", "clusterIP": "None"}}
+    assert S.table_row(headless)[2:5] == ["None", "<none>", ""]
     assert [c.name for c in S.columns] == ["Name", "Type", "Cluster-IP", "External-IP",
                                            "Port(s)", "Age", "Selector"]
     assert S.columns[-1].priority == 1
