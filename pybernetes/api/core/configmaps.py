@@ -43,7 +43,7 @@ class ConfigMapStrategy(Strategy):
     kind, plural = "ConfigMap", "configmaps"
     short_names = ("cm",)
     columns = (NAME_COLUMN,
-               Column("Data", "integer", "", "Data contains the configuration data."),
+               Column("Data", "string", "", "Data contains the configuration data."),
                AGE_COLUMN)
 
     def default(self, obj: dict) -> None:

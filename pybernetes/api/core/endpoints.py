@@ -30,10 +30,12 @@ def endpoints_cell(obj: dict) -> str:
                 if len(shown) < SHOWN:
                     shown.append(ip if port is None else _host_port(ip, port.get("port")))
                 count += 1
+    if not obj.get("subsets"):
+        return "<none>"
     text = ",".join(shown)
     if count > SHOWN:
         text += f" + {count - SHOWN} more..."
-    return text or "<none>"
+    return text
 
 
 def _validate_subset(ss: dict, path: str) -> list[FieldError]:

@@ -99,7 +99,7 @@ class EventStrategy(Strategy):
                "operation."),
         Column("First Seen", "string", "", "The time at which the event was first recorded.", 1),
         Column("Count", "string", "", "The number of times this event has occurred.", 1),
-        Column("Name", "string", "", "The name of the event", 1),
+        Column("Name", "string", "name", "The name of the event", 1),
     )
 
     def default(self, obj: dict) -> None:

@@ -41,11 +41,13 @@ class ResourceQuotaStrategy(Strategy):
     kind, plural = "ResourceQuota", "resourcequotas"
     short_names = ("quota",)
     subresources = ("status",)
-    columns = (NAME_COLUMN, AGE_COLUMN,
+    # v1.33 moved Age last (kubernetes#129419)
+    columns = (NAME_COLUMN,
                Column("Request", "string", "", "Request represents a minimum amount of cpu/memory "
                       "that a container may consume."),
                Column("Limit", "string", "", "Limits control the maximum amount of cpu/memory "
-                      "that a container may use independent of contention on the node."))
+                      "that a container may use independent of contention on the node."),
+               AGE_COLUMN)
 
     def initial_status(self, obj: dict) -> dict:
         return {}
@@ -65,4 +67,4 @@ class ResourceQuotaStrategy(Strategy):
 
     def table_row(self, obj: dict) -> list[Any]:
         request, limit = quota_cells(obj)
-        return [meta(obj).get("name", ""), age(obj), request, limit]
+        return [meta(obj).get("name", ""), request, limit, age(obj)]

@@ -67,7 +67,7 @@ class SecretStrategy(Strategy):
     kind, plural = "Secret", "secrets"
     columns = (NAME_COLUMN,
                Column("Type", "string", "", "The type of the secret"),
-               Column("Data", "integer", "", "The number of entries in the secret"),
+               Column("Data", "string", "", "The number of entries in the secret"),
                AGE_COLUMN)
 
     def default(self, obj: dict) -> None:

@@ -13,7 +13,7 @@ class ServiceAccountStrategy(Strategy):
     short_names = ("sa",)
     subresources = ("token",)
     columns = (NAME_COLUMN,
-               Column("Secrets", "integer", "", "Secrets is a list of the secrets in the same "
+               Column("Secrets", "string", "", "Secrets is a list of the secrets in the same "
                       "namespace that pods running using this ServiceAccount are allowed to use."),
                AGE_COLUMN)
 

@@ -132,8 +132,8 @@ def test_quota_and_limitrange():
         "hard": {"pods": "10", "requests.cpu": "2", "limits.memory": "4Gi"}}})
     assert errs == [] and quota["status"] == {}
     quota["status"] = {"hard": quota["spec"]["hard"], "used": {"pods": "3"}}
-    assert q.table_row(quota)[2:] == ["pods: 3/10, requests.cpu: 0/2", "limits.memory: 0/4Gi"]
-    assert [c.name for c in q.columns] == ["Name", "Age", "Request", "Limit"]
+    assert q.table_row(quota)[:3] == ["q", "pods: 3/10, requests.cpu: 0/2", "limits.memory: 0/4Gi"]
+    assert [c.name for c in q.columns] == ["Name", "Request", "Limit", "Age"]
     lr = LimitRangeStrategy()
     obj, errs = create(lr, {"metadata": {"name": "l"}, "spec": {"limits": [
         {"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"}}]}})
