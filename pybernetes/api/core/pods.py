@@ -299,6 +299,15 @@ class PodStrategy(Strategy):
                                                 status["nominatedNodeName"], msg))
         return out
 
+    def deletion_grace_period(self, obj: dict, requested: int | None) -> int:
+        """CheckGracefulDelete: the request's period, else the pod's own; unscheduled or
+        finished pods go at once (no kubelet has to stop anything)."""
+        s, status = obj.get("spec") or {}, obj.get("status") or {}
+        period = requested if requested is not None else s.get("terminationGracePeriodSeconds") or 0
+        if not s.get("nodeName") or status.get("phase") in ("Failed", "Succeeded"):
+            return 0
+        return 1 if period < 0 else period
+
     def table_row(self, obj: dict) -> list[Any]:
         cells = _PodCells(obj)
         status = obj.get("status") or {}

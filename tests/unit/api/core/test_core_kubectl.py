@@ -119,3 +119,16 @@ def test_componentstatuses_and_replication_controller(kubectl):
     kubectl("scale", "rc", "rc1", "--replicas=3")
     row = kubectl("get", "rc", "rc1", "-o", "wide", "--no-headers").split()
     assert row[:4] == ["rc1", "3", "0", "0"] and row[-1] == "app=rc1"
+
+
+def test_scheduled_pod_terminates_gracefully(kubectl):
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: bound}\n"
+           "spec: {nodeName: n1, containers: [{name: c, image: 'busybox:1.36'}]}\n")
+    kubectl("apply", "-f", "-", stdin=pod)
+    kubectl("delete", "pod", "bound", "--wait=false")
+    row = kubectl("get", "pod", "bound", "--no-headers").split()
+    assert row[2] == "Terminating"
+    assert kubectl("get", "pod", "bound", "-o",
+                   "jsonpath={.metadata.deletionGracePeriodSeconds}") == "30"
+    kubectl("delete", "pod", "bound", "--grace-period=0", "--force")
+    assert "NotFound" in kubectl("get", "pod", "bound", ok=False)

@@ -167,3 +167,14 @@ def test_identity():
     assert (S.kind, S.plural, S.short_names, S.categories) == ("Pod", "pods", ("po",), ("all",))
     assert {"status", "binding", "log", "exec", "attach", "portforward", "eviction",
             "ephemeralcontainers", "resize"} == set(S.subresources)
+
+
+def test_graceful_deletion_period():
+    pod, _ = create(S, MINIMAL)
+    assert S.deletion_grace_period(pod, None) == 0  # never scheduled: nothing to stop
+    pod["spec"]["nodeName"] = "n1"
+    assert S.deletion_grace_period(pod, None) == 30
+    assert S.deletion_grace_period(pod, 5) == 5
+    assert S.deletion_grace_period(pod, -3) == 1
+    pod["status"]["phase"] = "Succeeded"
+    assert S.deletion_grace_period(pod, 10) == 0
