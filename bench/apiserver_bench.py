@@ -93,6 +93,8 @@ class Runner:
         cpu = meter.stop()
         if isinstance(result, dict):
             result["cpu_pct"] = cpu
+            result["machine_cpu_pct"] = meter.machine
+            result["loadavg_1m"] = float(open("/proc/loadavg").read().split()[0])
             result["apiserver_rss_mib"] = round(rss_mib(self.pids["apiserver"]), 1)
         return result
 
@@ -104,6 +106,9 @@ def run_scenarios(runner: Runner, sizes: dict, log: Callable[[str], None],
                   out: dict[str, dict]) -> None:
     """Fills `out` scenario by scenario (so a failure keeps what was measured)."""
     runner.step(load.ensure_namespaces, [NAMESPACE, WATCH_NAMESPACE])
+
+    log(f"baseline: {sizes['gets']} GETs of /version, 32 in flight (no storage involved)")
+    out["baseline"] = runner.step(load.get_path, "/version", sizes["gets"])
 
     log(f"create: {sizes['creates']} pods, 32 in flight")
     out["create"] = runner.step(load.create_pods, NAMESPACE, 0, sizes["creates"])

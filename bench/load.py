@@ -10,6 +10,7 @@ import random
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import aiohttp
 import orjson
@@ -218,9 +219,8 @@ def create_pods(target: Target, namespace: str, first: int, last: int, concurren
 
 # ---------------------------------------------------------------- gets
 
-async def _get(target: Target, namespace: str, existing: int, count: int, concurrency: int,
-               deadline_s: float) -> dict:
-    base = target.collection(namespace) + "/"
+async def _get(target: Target, urls: Callable[[random.Random], str], count: int,
+               concurrency: int, deadline_s: float) -> dict:
     rng = random.Random(1)
     latencies: list[float] = []
     errors = Errors()
@@ -231,9 +231,8 @@ async def _get(target: Target, namespace: str, existing: int, count: int, concur
         nonlocal issued
         while issued < count and time.monotonic() < deadline:
             issued += 1
-            url = base + pod_name(rng.randrange(existing))
             t0 = time.monotonic()
-            async with session.get(url) as r:
+            async with session.get(urls(rng)) as r:
                 body = await r.read()
                 if r.status == 200:
                     latencies.append(time.monotonic() - t0)
@@ -246,14 +245,23 @@ async def _get(target: Target, namespace: str, existing: int, count: int, concur
         wall = time.monotonic() - start
     return {"requested": count, "ok": len(latencies), "wall_s": round(wall, 3),
             "per_s": round(len(latencies) / wall, 1) if wall else None,
-            "concurrency": concurrency, "pods_existing": existing,
-            **latency_summary(latencies), **errors.report()}
+            "concurrency": concurrency, **latency_summary(latencies), **errors.report()}
 
 
 def get_pods(target: Target, namespace: str, existing: int, count: int, concurrency: int = 32,
              deadline_s: float = 60.0) -> dict:
     """GET random pods among the first `existing` ones."""
-    return _run(_get(target, namespace, existing, count, concurrency, deadline_s))
+    base = target.collection(namespace) + "/"
+    result = _run(_get(target, lambda rng: base + pod_name(rng.randrange(existing)), count,
+                       concurrency, deadline_s))
+    return {**result, "pods_existing": existing}
+
+
+def get_path(target: Target, path: str, count: int, concurrency: int = 32,
+             deadline_s: float = 60.0) -> dict:
+    """GET one fixed path: the ceiling of this client + TLS + HTTP stack."""
+    url = target.url + path
+    return {**_run(_get(target, lambda rng: url, count, concurrency, deadline_s)), "path": path}
 
 
 # ---------------------------------------------------------------- list

@@ -13,9 +13,9 @@ from .apiserver_bench import GOALS, RESULTS
 
 STORAGES = ("sqlite", "etcd")
 TITLES = {  # {r}: resource, {n}: objects listed, {w}: watchers
-    "create_per_s": ("{r} creates (32 in flight)", "per second (higher is better)"),
-    "get_per_s": ("{r} gets (32 in flight)", "per second (higher is better)"),
-    "get_p99_ms": ("{r} get p99", "ms (lower is better)"),
+    "create_per_s": ("create {r} (32 in flight)", "per second (higher is better)"),
+    "get_per_s": ("get {r} (32 in flight)", "per second (higher is better)"),
+    "get_p99_ms": ("get {r}: p99", "ms (lower is better)"),
     "list_json_s": ("LIST {n} {r}, JSON", "seconds (lower is better)"),
     "list_table_s": ("LIST {n} {r}, Table", "seconds (lower is better)"),
     "watch_p99_ms": ("watch fan-out p99 ({w} watchers)", "ms (lower is better)"),

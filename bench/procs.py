@@ -61,6 +61,23 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def machine_ticks() -> list[int]:
+    """The aggregate `cpu` line of /proc/stat: user nice system idle iowait irq
+    softirq steal ..."""
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:9]]
+
+
+def machine_share(before: list[int], after: list[int]) -> dict[str, float]:
+    """How the whole machine spent the interval, in percent of all CPUs: the
+    benchmark shares it with whatever else runs (and with the hypervisor: steal)."""
+    d = [b - a for a, b in zip(before, after)]
+    total = max(sum(d), 1)
+    idle = d[3] + d[4]
+    return {"busy": round(100 * (total - idle - d[7]) / total, 1),
+            "idle": round(100 * idle / total, 1), "steal": round(100 * d[7] / total, 1)}
+
+
 @dataclass
 class CpuMeter:
     """CPU used by a set of named processes between start() and stop()."""
@@ -68,14 +85,18 @@ class CpuMeter:
     pids: dict[str, int]
     _t0: float = 0.0
     _c0: dict[str, float] = field(default_factory=dict)
+    _m0: list[int] = field(default_factory=list)
+    machine: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._c0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._m0 = machine_ticks()
 
     def stop(self) -> dict[str, float]:
         """Percent of one core per process (200 = both cores busy)."""
         wall = max(time.monotonic() - self._t0, 1e-9)
+        self.machine = machine_share(self._m0, machine_ticks())
         return {name: round(100 * (cpu_seconds(pid) - self._c0[name]) / wall, 1)
                 for name, pid in self.pids.items()}
 

@@ -58,8 +58,12 @@ def details(results: dict[str, dict]) -> str:
         s = r.get("scenarios", {})
         list_ = s.get("list", {})
         watch = s.get("watch", {})
+        base = s.get("baseline", {})
+        machine = s.get("get", {}).get("machine_cpu_pct", {})
         out.append(
-            f"- {storage}: {s.get('create', {}).get('created', 0)} pods created "
+            f"- {storage}: baseline GET /version {base.get('per_s')}/s "
+            f"(p99 {base.get('p99_ms')} ms; the client + TLS + HTTP ceiling); "
+            f"{s.get('create', {}).get('created', 0)} pods created "
             f"(p50 {s.get('create', {}).get('p50_ms')} ms), "
             f"{s.get('get', {}).get('ok', 0)} GETs (p50 {s.get('get', {}).get('p50_ms')} ms), "
             f"LIST of {list_.get('json', {}).get('items', '?')} pods "
@@ -67,7 +71,8 @@ def details(results: dict[str, dict]) -> str:
             f"watch {watch.get('watchers', '?')} watchers × {watch.get('updates_ok', '?')} "
             f"updates: {watch.get('events_received', 0)} events received, "
             f"{watch.get('events_missing', '?')} missing (p50 {watch.get('p50_ms')} ms); "
-            f"errors: {sum(x.get('errors', 0) for x in s.values() if isinstance(x, dict))}"
+            f"errors: {sum(x.get('errors') or 0 for x in s.values() if isinstance(x, dict))}; "
+            f"machine during GETs: {machine.get('busy')}% busy, {machine.get('steal')}% steal"
             + (f"; run failed: {r['error']}" if r.get("error") else ""))
     return "\n".join(out)
 

@@ -34,9 +34,13 @@ def test_cpu_meter_sees_a_busy_process() -> None:
         meter.start()
         time.sleep(0.8)
         cpu = meter.stop()
-        assert cpu["busy"] > 60, cpu
+        # The machine is shared (other test runs, hypervisor steal): loose bounds.
+        assert cpu["busy"] > 25, cpu
         assert cpu["idle"] < 10, cpu
-        assert cpu_seconds(busy.pid) > 0.5
+        assert cpu_seconds(busy.pid) > 0.2
+        share = meter.machine
+        assert 99 <= share["busy"] + share["idle"] + share["steal"] <= 101, share
+        assert share["busy"] >= 20, share  # at least our busy loop, of 2 CPUs
     finally:
         busy.wait(5)
         idle.wait(5)
