@@ -465,6 +465,11 @@ def validate_pod_spec(spec: dict, path: str) -> list[FieldError]:
         out += _validate_container(c, cp, volumes, names)
         if c.get("restartPolicy") not in (None, "Always"):
             out.append(errors.not_supported(f"{cp}.restartPolicy", c["restartPolicy"], ["Always"]))
+        elif c.get("restartPolicy") is None:  # sidecars (restartPolicy Always) may have these
+            for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
+                if c.get(key) is not None:
+                    out.append(errors.forbidden(f"{cp}.{key}", "may not be set for init containers "
+                                                "without restartPolicy=Always"))
     for i, c in enumerate(spec.get("ephemeralContainers") or []):
         out += _validate_container(c, f"{path}.ephemeralContainers[{i}]", volumes, names)
     out += _validate_spec_scalars(spec, path)
@@ -485,9 +490,14 @@ def _validate_spec_scalars(spec: dict, path: str) -> list[FieldError]:
         out.append(errors.required(f"{path}.dnsPolicy", ""))
     elif dns not in DNS_POLICIES:
         out.append(errors.not_supported(f"{path}.dnsPolicy", dns, DNS_POLICIES))
-    if dns == "None" and not (spec.get("dnsConfig") or {}).get("nameservers"):
-        out.append(errors.required(f"{path}.dnsConfig.nameservers",
-                                   "must provide at least one DNS nameserver when DNS policy is None"))
+    if dns == "None":
+        if spec.get("dnsConfig") is None:
+            out.append(errors.required(f"{path}.dnsConfig",
+                                       "must provide `dnsConfig` when `dnsPolicy` is None"))
+        elif not spec["dnsConfig"].get("nameservers"):
+            out.append(errors.required(f"{path}.dnsConfig.nameservers",
+                                       "must provide at least one DNS nameserver when `dnsPolicy` "
+                                       "is None"))
     ads = spec.get("activeDeadlineSeconds")
     if ads is not None and (not isinstance(ads, int) or ads <= 0):
         out.append(errors.invalid_value(f"{path}.activeDeadlineSeconds", ads,

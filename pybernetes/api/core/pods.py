@@ -7,6 +7,7 @@ from typing import Any
 from ...machinery import errors
 from ...machinery.errors import FieldError
 from ...machinery.printing import age, get_path, parse_time, since
+from ...machinery.validation import is_dns1123_subdomain
 from .. import podspec
 from ..strategy import AGE_COLUMN, NAME_COLUMN, Column, Strategy
 from .cells import meta, none_if_empty, spec
@@ -220,6 +221,23 @@ def _validate_active_deadline(new: dict, old: dict) -> list[FieldError]:
     return []
 
 
+def _state_transitions(new: Any, old: Any, path: str, policy: str) -> list[FieldError]:
+    """A container that may not restart cannot leave the terminated state."""
+    if policy == "Always":
+        return []
+    out: list[FieldError] = []
+    for i, old_cs in enumerate(old or []):
+        term = get_path(old_cs, "state", "terminated")
+        if term is None or (term.get("exitCode", 0) != 0 and policy == "OnFailure"):
+            continue
+        for new_cs in new or []:
+            if new_cs.get("name") == old_cs.get("name") and \
+                    get_path(new_cs, "state", "terminated") is None:
+                out.append(errors.forbidden(f"{path}[{i}].state",
+                                            "may not be transitioned to non-terminated state"))
+    return out
+
+
 class PodStrategy(Strategy):
     kind, plural = "Pod", "pods"
     short_names = ("po",)
@@ -266,6 +284,11 @@ class PodStrategy(Strategy):
         new_spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
         out = podspec.validate_pod_spec(new_spec, "spec")
         out += _validate_active_deadline(new_spec, old_spec)
+        for key in ("containers", "initContainers"):
+            if len(new_spec.get(key) or []) != len(old_spec.get(key) or []):
+                out.append(errors.forbidden(f"spec.{key}",
+                                            "pod updates may not add or remove containers"))
+                return out
         munged = _munged_spec(new_spec, old_spec)
         if munged != old_spec:
             diff = "\n".join(_spec_diff(old_spec, munged))
@@ -292,11 +315,14 @@ class PodStrategy(Strategy):
         phase = status.get("phase")
         if phase and phase not in POD_PHASES:
             out.append(errors.not_supported("status.phase", phase, POD_PHASES))
-        if status.get("nominatedNodeName"):
-            from ...machinery.validation import is_dns1123_subdomain
-            for msg in is_dns1123_subdomain(status["nominatedNodeName"]):
-                out.append(errors.invalid_value("status.nominatedNodeName",
-                                                status["nominatedNodeName"], msg))
+        nominated = status.get("nominatedNodeName")
+        if nominated and nominated != get_path(old, "status", "nominatedNodeName"):
+            for msg in is_dns1123_subdomain(nominated):
+                out.append(errors.invalid_value("status.nominatedNodeName", nominated, msg))
+        policy = get_path(old, "spec", "restartPolicy", default="Always")
+        for key in ("containerStatuses", "initContainerStatuses"):
+            out += _state_transitions(status.get(key), get_path(old, "status", key),
+                                      f"status.{key}", policy)
         return out
 
     def deletion_grace_period(self, obj: dict, requested: int | None) -> int:

@@ -178,3 +178,20 @@ def test_graceful_deletion_period():
     assert S.deletion_grace_period(pod, -3) == 1
     pod["status"]["phase"] = "Succeeded"
     assert S.deletion_grace_period(pod, 10) == 0
+
+
+def test_containers_may_not_be_added_and_finished_ones_stay_finished():
+    old, _ = create(S, MINIMAL)
+    more = {**old, "spec": {**old["spec"], "containers": old["spec"]["containers"] + [
+        {"name": "two", "image": "i:1"}]}}
+    assert messages(update(S, more, old)[1]) == [
+        "spec.containers: Forbidden: pod updates may not add or remove containers"]
+    old["spec"]["restartPolicy"] = "Never"
+    old["status"]["containerStatuses"] = [{"name": "nginx", "state": {"terminated": {
+        "exitCode": 0}}}]
+    new = {"metadata": dict(old["metadata"]), "status": {"phase": "Running", "containerStatuses": [
+        {"name": "nginx", "state": {"running": {}}}]}}
+    S.prepare_for_status_update(new, old)
+    assert messages(S.validate_status_update(new, old)) == [
+        "status.containerStatuses[0].state: Forbidden: may not be transitioned to "
+        "non-terminated state"]

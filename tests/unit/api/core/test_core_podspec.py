@@ -144,3 +144,15 @@ def test_qos_classes():
                 "requests": {"cpu": "1000m", "memory": "1024Mi"}}) == "Guaranteed"
     assert qos({"requests": {"cpu": "100m"}}) == "Burstable"
     assert qos({"limits": {"cpu": "1"}}) == "Burstable"
+
+
+def test_dns_none_and_init_container_probes():
+    spec = defaulted({"dnsPolicy": "None", "containers": [{"name": "c", "image": "i:1"}],
+                      "initContainers": [{"name": "i", "image": "i:1",
+                                          "readinessProbe": {"exec": {"command": ["true"]}}},
+                                         {"name": "side", "image": "i:1", "restartPolicy": "Always",
+                                          "readinessProbe": {"exec": {"command": ["true"]}}}]})
+    assert messages(podspec.validate_pod_spec(spec, "spec")) == [
+        "spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers "
+        "without restartPolicy=Always",
+        "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"]
