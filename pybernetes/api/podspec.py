@@ -8,13 +8,15 @@ host-network ports) that templates do not: see default_pod_only().
 from __future__ import annotations
 
 import copy
-import re
+import math
 from fractions import Fraction
 from typing import Any, Iterable
 
 from ..machinery import errors
 from ..machinery import validation as v
 from ..machinery.errors import FieldError
+from ..machinery.quantity import (ERR_FORMAT, Quantity, QuantityError, format_quantity,
+                                  parse_quantity)
 
 RESTART_POLICIES = ["Always", "Never", "OnFailure"]
 DNS_POLICIES = ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]
@@ -86,6 +88,9 @@ def default_container(c: dict) -> None:
     _set(c, "terminationMessagePolicy", "File")
     if c.get("resources") is None:
         c["resources"] = {}
+    elif isinstance(c["resources"], dict):
+        default_resource_list(c["resources"].get("limits"))
+        default_resource_list(c["resources"].get("requests"))
     for p in c.get("ports") or []:
         if isinstance(p, dict):
             _set(p, "protocol", "TCP")
@@ -145,6 +150,7 @@ def default_pod_spec(spec: dict) -> None:
     for vol in spec.get("volumes") or []:
         if isinstance(vol, dict):
             default_volume(vol)
+    default_resource_list(spec.get("overhead"))
 
 
 def default_pod_template(tpl: dict) -> None:
@@ -175,26 +181,27 @@ def default_pod_only(spec: dict) -> None:
                         p["hostPort"] = p.get("containerPort", 0)
 
 
-# ----- quantities (only what validation and QoS need) ------------------------------
-_SUFFIX = {"": 1, "m": Fraction(1, 1000), "u": Fraction(1, 10**6), "n": Fraction(1, 10**9),
-           "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_QUANTITY_RE = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$")
-
-
+# ----- quantities ----------------------------------------------------------------------
 def quantity_value(q: Any) -> Fraction | None:
-    """The exact value of a resource.Quantity string (None when malformed)."""
-    if isinstance(q, bool):
+    """The exact value of a resource.Quantity (None when malformed)."""
+    try:
+        return parse_quantity(q)
+    except QuantityError:
         return None
-    if isinstance(q, (int, float)):
-        return Fraction(q)
-    m = _QUANTITY_RE.match(str(q).strip())
-    if not m or m.group(1) in (".", "+.", "-.") or m.group(1).count(".") > 1:
-        return None
-    num = Fraction(m.group(1))
-    if m.group(2):
-        return num * Fraction(10) ** int(m.group(2)[1:])
-    return num * _SUFFIX[m.group(3) or ""]
+
+
+def default_resource_list(resources: Any) -> None:
+    """SetDefaults_ResourceList: round every value up to milli precision and store the
+    canonical string (what a v1.33 server returns: "0.5" -> "500m", "1024Mi" -> "1Gi")."""
+    if not isinstance(resources, dict):
+        return
+    for name, q in list(resources.items()):
+        try:
+            parsed = Quantity.parse(q)
+        except QuantityError:
+            continue  # left for validation to report
+        milli = Fraction(math.ceil(parsed.value * 1000), 1000)
+        resources[name] = format_quantity(milli, parsed.format)
 
 
 # ----- validation ---------------------------------------------------------------------
@@ -267,9 +274,7 @@ def _validate_resources(res: Any, path: str) -> list[FieldError]:
             val = quantity_value(q)
             qp = f"{path}.{kind}[{name}]"
             if val is None:
-                out.append(errors.invalid_value(qp, q, "quantities must match the regular "
-                                                "expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?"
-                                                "[0-9]*)$'"))
+                out.append(errors.invalid_value(qp, q, ERR_FORMAT))
             elif val < 0:
                 out.append(errors.invalid_value(qp, str(q), v.IS_NEGATIVE))
             elif kind == "requests" and name in limits:

@@ -7,7 +7,7 @@ from typing import Any
 from ...machinery import errors
 from ...machinery.errors import FieldError
 from ...machinery.printing import get_path
-from ..podspec import quantity_value
+from ..podspec import default_resource_list, quantity_value
 from ..strategy import NAME_COLUMN, Column, Strategy
 from .cells import meta
 from .resourcequotas import validate_resource_list
@@ -59,6 +59,8 @@ class LimitRangeStrategy(Strategy):
     def default(self, obj: dict) -> None:
         for item in get_path(obj, "spec", "limits", default=[]) or []:
             if isinstance(item, dict):
+                for key in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+                    default_resource_list(item.get(key))
                 default_limit_item(item)
 
     def validate(self, obj: dict) -> list[FieldError]:

@@ -8,7 +8,7 @@ from ...machinery import errors
 from ...machinery import validation as v
 from ...machinery.errors import FieldError
 from ...machinery.printing import age, get_path
-from ..podspec import TAINT_EFFECTS
+from ..podspec import TAINT_EFFECTS, default_resource_list
 from ..strategy import AGE_COLUMN, NAME_COLUMN, Column, Strategy
 from .cells import immutable, invalid_all, meta
 
@@ -98,8 +98,11 @@ class NodeStrategy(Strategy):
 
     def default(self, obj: dict) -> None:
         status = obj.get("status")
-        if isinstance(status, dict) and status.get("capacity") and status.get(
-                "allocatable") is None:
+        if not isinstance(status, dict):
+            return
+        default_resource_list(status.get("capacity"))
+        default_resource_list(status.get("allocatable"))
+        if status.get("capacity") and status.get("allocatable") is None:
             status["allocatable"] = copy.deepcopy(status["capacity"])
 
     def prepare_for_create(self, obj: dict) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 from ...machinery import errors
 from ...machinery.errors import FieldError
 from ...machinery.printing import age, get_path, now_rfc3339
-from ..podspec import quantity_value
+from ..podspec import default_resource_list, quantity_value
 from ..strategy import AGE_COLUMN, NAME_COLUMN, Column, Strategy
 from .cells import ACCESS_MODE_SHORT, access_modes, immutable, meta, set_default, spec
 
@@ -81,6 +81,7 @@ class PersistentVolumeStrategy(Strategy):
         s = spec(obj)
         set_default(s, "persistentVolumeReclaimPolicy", "Retain")
         set_default(s, "volumeMode", "Filesystem")
+        default_resource_list(s.get("capacity"))
         if isinstance(s.get("hostPath"), dict):
             s["hostPath"].setdefault("type", "")
 
@@ -156,7 +157,10 @@ class PersistentVolumeClaimStrategy(Strategy):
     )
 
     def default(self, obj: dict) -> None:
-        set_default(spec(obj), "volumeMode", "Filesystem")
+        s = spec(obj)
+        set_default(s, "volumeMode", "Filesystem")
+        for key in ("requests", "limits"):
+            default_resource_list(get_path(s, "resources", key))
 
     def initial_status(self, obj: dict) -> dict:
         return {"phase": "Pending"}

@@ -6,7 +6,7 @@ from typing import Any
 from ...machinery import errors
 from ...machinery.errors import FieldError
 from ...machinery.printing import age, get_path
-from ..podspec import quantity_value
+from ..podspec import default_resource_list, quantity_value
 from ..strategy import AGE_COLUMN, NAME_COLUMN, Column, Strategy
 from .cells import meta
 
@@ -48,6 +48,9 @@ class ResourceQuotaStrategy(Strategy):
                Column("Limit", "string", "", "Limits control the maximum amount of cpu/memory "
                       "that a container may use independent of contention on the node."),
                AGE_COLUMN)
+
+    def default(self, obj: dict) -> None:
+        default_resource_list(get_path(obj, "spec", "hard"))
 
     def initial_status(self, obj: dict) -> dict:
         return {}

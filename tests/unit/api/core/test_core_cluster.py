@@ -183,3 +183,15 @@ def test_pod_template_and_componentstatuses():
     items = cs.virtual_list()
     assert [i["metadata"]["name"] for i in items] == ["scheduler", "controller-manager", "etcd-0"]
     assert cs.table_row(items[0]) == ["scheduler", "Healthy", "ok", ""]
+
+
+def test_resource_lists_outside_pods_are_canonical_too():
+    pvc, _ = create(PersistentVolumeClaimStrategy(), {"metadata": {"name": "d"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1024Mi"}}}})
+    assert pvc["spec"]["resources"]["requests"] == {"storage": "1Gi"}
+    quota, _ = create(ResourceQuotaStrategy(), {"metadata": {"name": "q"},
+                                                "spec": {"hard": {"cpu": "0.5", "pods": "10"}}})
+    assert quota["spec"]["hard"] == {"cpu": "500m", "pods": "10"}
+    node, _ = create(NodeStrategy(), {"metadata": {"name": "n"},
+                                      "status": {"capacity": {"memory": "4096Mi"}}})
+    assert node["status"] == {"capacity": {"memory": "4Gi"}, "allocatable": {"memory": "4Gi"}}

@@ -156,3 +156,12 @@ def test_dns_none_and_init_container_probes():
         "spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers "
         "without restartPolicy=Always",
         "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"]
+
+
+def test_resource_quantities_are_stored_canonical():
+    spec = defaulted({"containers": [{"name": "c", "image": "i:1", "resources": {
+        "limits": {"cpu": "0.5", "memory": "1024Mi"},
+        "requests": {"cpu": "0.0001", "memory": "1.5Gi", "example.com/dev": "1000"}}}]})
+    res = spec["containers"][0]["resources"]
+    assert res["limits"] == {"cpu": "500m", "memory": "1Gi"}
+    assert res["requests"] == {"cpu": "1m", "memory": "1536Mi", "example.com/dev": "1k"}
