@@ -143,6 +143,11 @@ def default_pod_spec(spec: dict) -> None:
     if spec.get("terminationGracePeriodSeconds") is None:
         spec["terminationGracePeriodSeconds"] = 30
     _set(spec, "schedulerName", "default-scheduler")
+    # v1 conversion: deprecated serviceAccount mirrors serviceAccountName (either may be sent)
+    if not spec.get("serviceAccountName") and spec.get("serviceAccount"):
+        spec["serviceAccountName"] = spec["serviceAccount"]
+    if spec.get("serviceAccountName"):
+        spec["serviceAccount"] = spec["serviceAccountName"]
     for key in ("containers", "initContainers", "ephemeralContainers"):
         for c in spec.get(key) or []:
             if isinstance(c, dict):

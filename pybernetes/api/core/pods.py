@@ -7,7 +7,7 @@ from typing import Any
 from ...machinery import errors
 from ...machinery.errors import FieldError
 from ...machinery.printing import age, get_path, parse_time, since
-from ...machinery.validation import is_dns1123_subdomain
+from ...machinery.validation import is_dns1123_subdomain, is_valid_ip
 from .. import podspec
 from ..strategy import AGE_COLUMN, NAME_COLUMN, Column, Strategy
 from .cells import meta, none_if_empty, spec
@@ -315,6 +315,11 @@ class PodStrategy(Strategy):
         phase = status.get("phase")
         if phase and phase not in POD_PHASES:
             out.append(errors.not_supported("status.phase", phase, POD_PHASES))
+        for key in ("podIPs", "hostIPs"):
+            for i, entry in enumerate(status.get(key) or []):
+                ip = entry.get("ip", "") if isinstance(entry, dict) else ""
+                for msg in is_valid_ip(ip):
+                    out.append(errors.invalid_value(f"status.{key}[{i}].ip", ip, msg))
         nominated = status.get("nominatedNodeName")
         if nominated and nominated != get_path(old, "status", "nominatedNodeName"):
             for msg in is_dns1123_subdomain(nominated):

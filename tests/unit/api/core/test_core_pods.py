@@ -195,3 +195,16 @@ def test_containers_may_not_be_added_and_finished_ones_stay_finished():
     assert messages(S.validate_status_update(new, old)) == [
         "status.containerStatuses[0].state: Forbidden: may not be transitioned to "
         "non-terminated state"]
+
+
+def test_service_account_alias_and_status_ips():
+    pod, _ = create(S, {"metadata": {"name": "sa"}, "spec": {
+        "serviceAccount": "builder", "containers": [{"name": "c", "image": "i:1"}]}})
+    assert pod["spec"]["serviceAccountName"] == "builder"
+    assert pod["spec"]["serviceAccount"] == "builder"
+    new = {"metadata": dict(pod["metadata"]),
+           "status": {"phase": "Running", "podIPs": [{"ip": "10.42.0.300"}]}}
+    S.prepare_for_status_update(new, pod)
+    assert messages(S.validate_status_update(new, pod)) == [
+        'status.podIPs[0].ip: Invalid value: "10.42.0.300": must be a valid IP address, '
+        '(e.g. 10.9.8.7 or 2001:db8::ffff)']
