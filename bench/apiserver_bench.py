@@ -94,6 +94,9 @@ class Runner:
         if isinstance(result, dict):
             result["cpu_pct"] = cpu
             result["machine_cpu_pct"] = meter.machine
+            if result.get("per_s"):  # what one request costs the server, load aside
+                result["apiserver_cpu_ms_per_request"] = round(
+                    10 * cpu["apiserver"] / result["per_s"], 3)
             result["loadavg_1m"] = float(open("/proc/loadavg").read().split()[0])
             result["apiserver_rss_mib"] = round(rss_mib(self.pids["apiserver"]), 1)
         return result

@@ -26,8 +26,8 @@ LABELS = {
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| scenario | storage | measured | goal | met | server CPU | date | commit |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | storage | measured | goal | met | server CPU (ms/request) | date "
+             "| commit |", "|---|---|---|---|---|---|---|---|"]
     for name, (scenario, _, op, target) in GOALS.items():
         label, unit = LABELS[name]
         for storage in STORAGES:
@@ -48,7 +48,9 @@ def table(results: dict[str, dict]) -> str:
 
 def _cpu(scenario: dict) -> str:
     cpu = scenario.get("cpu_pct") or {}
-    return ", ".join(f"{name} {pct:g}%" for name, pct in cpu.items() if name != "client")
+    text = ", ".join(f"{name} {pct:g}%" for name, pct in cpu.items() if name != "client")
+    per = scenario.get("apiserver_cpu_ms_per_request")
+    return f"{text} ({per:g})" if per else text
 
 
 def details(results: dict[str, dict]) -> str:
@@ -62,7 +64,9 @@ def details(results: dict[str, dict]) -> str:
         machine = s.get("get", {}).get("machine_cpu_pct", {})
         out.append(
             f"- {storage}: baseline GET /version {base.get('per_s')}/s "
-            f"(p99 {base.get('p99_ms')} ms; the client + TLS + HTTP ceiling); "
+            f"(p99 {base.get('p99_ms')} ms, apiserver "
+            f"{base.get('apiserver_cpu_ms_per_request')} ms CPU per request: the "
+            f"client + TLS + HTTP floor); "
             f"{s.get('create', {}).get('created', 0)} pods created "
             f"(p50 {s.get('create', {}).get('p50_ms')} ms), "
             f"{s.get('get', {}).get('ok', 0)} GETs (p50 {s.get('get', {}).get('p50_ms')} ms), "
