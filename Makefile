@@ -11,7 +11,7 @@ run: deps  ## bring up a cluster on https://127.0.0.1:6443 (SQLite store)
 	$(BIN)/pybernetes server $(ARGS)
 
 test: deps  ## install everything a fresh machine lacks, then run the whole suite
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 bench: deps
 	$(BIN)/pip install -q -e '.[bench]'

@@ -3,6 +3,7 @@ loopback port with a temp data dir, and the real kubectl pointed at it."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +67,32 @@ class Cluster:
         return ctx
 
     def get_raw(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
-        req = urllib.request.Request(self.url + path)
+        status, _, body = self.request("GET", path, timeout=timeout)
+        return status, body
+
+    def request(self, method: str, path: str, body: object = None,
+                content_type: str = "application/json", headers: dict | None = None,
+                timeout: float = 10.0, anonymous: bool = False) -> tuple[int, dict, bytes]:
+        """One HTTPS request as the admin (or anonymous); returns (status, headers, body)."""
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        if anonymous:
+            ctx = ssl.create_default_context(cafile=str(self.data_dir / "pki" / "ca.crt"))
+        else:
+            ctx = self.ssl_context()
         try:
-            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as r:
-                return r.status, r.read()
+            with urllib.request.urlopen(req, context=ctx, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
-            return e.code, e.read()
+            return e.code, dict(e.headers), e.read()
+
+    def json(self, method: str, path: str, body: object = None, **kw) -> tuple[int, dict]:
+        status, _, raw = self.request(method, path, body, **kw)
+        return status, json.loads(raw) if raw else {}
 
     def log(self) -> str:
         try:

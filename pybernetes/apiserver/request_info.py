@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+_NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -53,15 +54,12 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
     watch_prefix = False
     if rest[0] == "watch":
         watch_prefix, rest = True, rest[1:]
-    if rest and rest[0] == "namespaces":
-        if len(rest) > 1:
-            info.namespace = rest[1]
-            if len(rest) > 2:
-                rest = rest[2:]
-            else:  # /namespaces/<name>: the namespace object itself
-                rest = ["namespaces", rest[1]]
-                info.namespace = ""
-        # bare /namespaces: the namespace list
+    if rest and rest[0] == "namespaces" and len(rest) > 1:
+        info.namespace = rest[1]
+        # /namespaces/<ns>/<resource>...; but /namespaces/<name>[/status|/finalize] is the
+        # namespace object itself (upstream's namespaceSubresources)
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
     info.parts = tuple(rest)
     if rest:
         info.resource = rest[0]

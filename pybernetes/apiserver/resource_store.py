@@ -363,12 +363,16 @@ class ResourceStore:
             return new, kv is None
         raise errors.conflict(self.s.plural, name, errors.STALE_UPDATE, self.s.group)
 
-    @staticmethod
-    def _deletes(obj: dict) -> bool:
+    def _holds(self, obj: dict) -> bool:
+        """Does the kind itself keep this object from going (namespace spec.finalizers)?"""
+        held = getattr(self.s, "holds_deletion", None)
+        return bool(held and held(obj))
+
+    def _deletes(self, obj: dict) -> bool:
         """An object being deleted whose last finalizer went away is removed for good."""
         md = obj["metadata"]
         return bool(md.get("deletionTimestamp")) and not md.get("finalizers") and \
-            not md.get("deletionGracePeriodSeconds")
+            not md.get("deletionGracePeriodSeconds") and not self._holds(obj)
 
     async def _after_delete(self, obj: dict) -> None:
         await self._run_hooks("after_delete", obj)
@@ -411,7 +415,7 @@ class ResourceStore:
                              subresource: str = "") -> dict | None:
         """Everything an update does before the write; None when nothing changed."""
         md, old_md = new["metadata"], old["metadata"]
-        if subresource in ("status", "approval"):
+        if subresource in ("status", "approval", "finalize"):
             # a status-like subresource changes only its part; metadata stays as stored
             new["metadata"] = copy.deepcopy(old_md)
             getattr(self.s, f"prepare_for_{subresource}_update")(new, old)
@@ -419,8 +423,7 @@ class ResourceStore:
             causes = validate(new, old) if validate else []
         else:
             objectmeta.carry_over(md, old_md)
-            if subresource != "finalize":
-                self.s.prepare_for_update(new, old)
+            self.s.prepare_for_update(new, old)
             self.s.default(new)
             await self._run_hooks("fill_update", new, old, ctx)
             if self.s.tracks_generation:
@@ -506,16 +509,17 @@ class ResourceStore:
             for f in extra(obj):
                 if f not in finalizers:
                     finalizers.append(f)
+        held = self._holds(obj)
         if md.get("deletionTimestamp"):
             # already being deleted: only a shorter grace period or new finalizers change it
             cur = md.get("deletionGracePeriodSeconds") or 0
             new_grace = grace if grace is not None and grace < cur else cur
-            if not finalizers and new_grace == 0:
+            if not finalizers and new_grace == 0 and not held:
                 return None
             if new_grace == cur and finalizers == (md.get("finalizers") or []):
                 return obj
             return self._stamp_deletion(copy.deepcopy(obj), new_grace, finalizers)
-        if not finalizers and not grace:
+        if not finalizers and not grace and not held:
             return None
         return self._stamp_deletion(copy.deepcopy(obj), grace or 0, finalizers)
 

@@ -141,7 +141,7 @@ class ResourceHandler:
         if info.subresource:
             return await self._subresource(request, info, rs, ns)
         verb = info.verb
-        if verb not in strategy.verbs:
+        if verb not in strategy.verbs or (verb in ("update", "patch") and not info.name):
             raise errors.method_not_allowed(verb)
         handler = getattr(self, "_" + verb, None)
         if handler is None:

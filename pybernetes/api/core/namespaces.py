@@ -1,6 +1,8 @@
 """core/v1 Namespace."""
 from __future__ import annotations
 
+import copy
+
 from typing import Any
 
 from ...machinery import errors
@@ -53,6 +55,24 @@ class NamespaceStrategy(Strategy):
 
     def initial_status(self, obj: dict) -> dict:
         return {"phase": "Active"}
+
+    def holds_deletion(self, obj: dict) -> bool:
+        """A namespace lives on (Terminating) until its spec.finalizers are emptied."""
+        return bool(spec(obj).get("finalizers"))
+
+    def on_deletion_marked(self, obj: dict) -> None:
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
+    def prepare_for_finalize_update(self, obj: dict, old: dict) -> None:
+        """namespaces/finalize: only spec.finalizers may change."""
+        fins = spec(obj).get("finalizers")
+        for k in list(obj):
+            if k not in ("metadata", "apiVersion", "kind"):
+                del obj[k]
+        for k, val in old.items():
+            if k not in ("metadata", "apiVersion", "kind"):
+                obj[k] = copy.deepcopy(val)
+        obj.setdefault("spec", {})["finalizers"] = list(fins or [])
 
     def prepare_for_update(self, obj: dict, old: dict) -> None:
         super().prepare_for_update(obj, old)
