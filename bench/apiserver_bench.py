@@ -190,7 +190,9 @@ def summarize_stacks(path: Path, top: int) -> dict:
         for frame in set(frames):
             inclusive[frame] += n
     pct = lambda c: {f: round(100 * n / total, 1) for f, n in c.most_common(top)}  # noqa: E731
-    return {"samples": total, "self_pct": pct(own), "inclusive_pct": pct(inclusive)}
+    ours = Counter({f: n for f, n in inclusive.items() if "pybernetes/" in f})
+    return {"samples": total, "self_pct": pct(own), "inclusive_pct": pct(inclusive),
+            "pybernetes_inclusive_pct": pct(ours)}
 
 
 def run(args: argparse.Namespace, sizes: dict, tmp: Path, result: dict,
