@@ -8,6 +8,7 @@ host-network ports) that templates do not: see default_pod_only().
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from fractions import Fraction
 from typing import Any, Iterable
@@ -37,7 +38,7 @@ DEFAULT_MODE = 0o644  # secret/configMap/downwardAPI/projected volumes
 
 def _set(obj: dict, key: str, value: Any) -> None:
     if obj.get(key) in (None, ""):
-        obj[key] = copy.deepcopy(value)
+        obj[key] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
 
 
 # ----- defaulting ---------------------------------------------------------------------
@@ -187,12 +188,28 @@ def default_pod_only(spec: dict) -> None:
 
 
 # ----- quantities ----------------------------------------------------------------------
-def quantity_value(q: Any) -> Fraction | None:
-    """The exact value of a resource.Quantity (None when malformed)."""
+@functools.lru_cache(maxsize=4096)  # pods repeat the same few quantities; parsing is not cheap
+def _quantity_value(q: str | int | float) -> Fraction | None:
     try:
         return parse_quantity(q)
     except QuantityError:
         return None
+
+
+def quantity_value(q: Any) -> Fraction | None:
+    """The exact value of a resource.Quantity (None when malformed)."""
+    if isinstance(q, (str, int, float)) and not isinstance(q, bool):
+        return _quantity_value(q)
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _milli_canonical(q: str | int | float) -> str | None:
+    try:
+        parsed = Quantity.parse(q)
+    except QuantityError:
+        return None
+    return format_quantity(Fraction(math.ceil(parsed.value * 1000), 1000), parsed.format)
 
 
 def default_resource_list(resources: Any) -> None:
@@ -201,12 +218,11 @@ def default_resource_list(resources: Any) -> None:
     if not isinstance(resources, dict):
         return
     for name, q in list(resources.items()):
-        try:
-            parsed = Quantity.parse(q)
-        except QuantityError:
+        if not isinstance(q, (str, int, float)) or isinstance(q, bool):
             continue  # left for validation to report
-        milli = Fraction(math.ceil(parsed.value * 1000), 1000)
-        resources[name] = format_quantity(milli, parsed.format)
+        canonical = _milli_canonical(q)
+        if canonical is not None:  # a malformed one is left for validation to report
+            resources[name] = canonical
 
 
 # ----- validation ---------------------------------------------------------------------

@@ -146,6 +146,19 @@ class ResourceStore:
             raise self._not_found(name)
         return self.decode(kv.value, kv.mod_revision)
 
+    async def get_for_read(self, namespace: str, name: str) -> dict:
+        """A GET's answer: from the watch cache once it has caught up with every write
+        acknowledged so far (when the store can tell that without I/O), else from the
+        store. The result is shared with the cache: render it, never mutate it."""
+        known = self.store.known_revision()
+        if known is None or getattr(self.s, "virtual_list", None) is not None:
+            return await self.get(namespace, name)
+        await self._wait_fresh(known)
+        cached = self.cache.get(self.key(namespace, name))
+        if cached is None:
+            raise self._not_found(name)
+        return self.out(cached)
+
     async def try_get(self, namespace: str, name: str) -> tuple[dict, int] | None:
         kv = await self.store.get(self.key(namespace, name))
         if kv is None:
@@ -172,7 +185,9 @@ class ResourceStore:
         if rv and rv != "0":
             await self._wait_fresh(_parse_rv(rv))
         elif rv != "0":
-            await self._wait_fresh(await self.store.current_revision())
+            known = self.store.known_revision()
+            await self._wait_fresh(known if known is not None else
+                                   await self.store.current_revision())
         return self._list_from_cache(namespace, opts)
 
     async def _wait_fresh(self, rev: int) -> None:

@@ -152,7 +152,7 @@ class ResourceHandler:
     async def _get(self, request: web.Request, info: RequestInfo, rs: ResourceStore,
                    ns: str) -> web.Response:
         target = negotiation.negotiate(request.headers.get("Accept"))
-        obj = await rs.get(ns, info.name)
+        obj = await rs.get_for_read(ns, info.name)
         return self._render_one(rs.s, obj, target, request)
 
     def _render_one(self, s: Strategy, obj: dict, target: Target,

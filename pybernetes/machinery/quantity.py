@@ -94,6 +94,7 @@ def _as_text(s: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=8192)  # the same few strings recur in every pod
 def _parse(s: str) -> Quantity:
     if not s:
         raise QuantityError("quantities must match the regular expression "
@@ -146,6 +147,7 @@ def canonical(s: Any) -> str:
     return str(Quantity.parse(s))
 
 
+@functools.lru_cache(maxsize=8192)
 def format_quantity(value: Fraction | int, fmt: str = DECIMAL_SI) -> str:
     value = _round_up_nano(Fraction(value))
     if value == 0:

@@ -157,6 +157,12 @@ class SQLiteStore(Store):
     async def current_revision(self) -> int:
         return await self._submit("current_revision")
 
+    def known_revision(self) -> int:
+        """The newest revision handed to watchers; the worker advances it before it
+        acknowledges a write, so every write this process saw acknowledged is at or
+        below it (no I/O: what lets the API server serve consistent reads from its cache)."""
+        return self._seen
+
     async def compact(self, rev: int) -> None:
         await self._submit("compact", rev)
 

@@ -136,6 +136,12 @@ class Store(abc.ABC):
     async def current_revision(self) -> int:
         """The newest revision (0 for an empty store)."""
 
+    def known_revision(self) -> int | None:
+        """A revision at least as new as every write acknowledged to this process, known
+        without I/O; None when only current_revision() can tell (etcd: other API servers
+        write too)."""
+        return None
+
     @abc.abstractmethod
     async def compact(self, rev: int) -> None:
         """Forget history at or before `rev` (current values are kept)."""

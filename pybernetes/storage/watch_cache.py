@@ -122,6 +122,8 @@ class WatchCache:
         self._subs: dict[str, set[Subscription]] = {}
         self._rev_waiters: list[tuple[int, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
+        # a feeder (WatchHub) may set a clock giving the global revision it has seen
+        self.clock: Callable[[], int] | None = None
 
     # ---- lifecycle ---------------------------------------------------------
 
@@ -143,10 +145,17 @@ class WatchCache:
 
     @property
     def revision(self) -> int:
+        """The newest revision this cache's view reflects: its own last event, or the
+        global revision its feeder has seen (no events for this prefix up to there)."""
+        clock = self.clock
+        if clock is not None:
+            c = clock()
+            if c > self._revision:
+                return c
         return self._revision
 
     async def wait_until(self, rev: int, timeout: float = 3.0) -> None:
-        if self._revision >= rev:
+        if self.revision >= rev:
             return
         fut = asyncio.get_running_loop().create_future()
         self._rev_waiters.append((rev, fut))
@@ -198,9 +207,14 @@ class WatchCache:
         self._apply(ev)
 
     def advance(self, rev: int) -> None:
-        """Note that the store has no further events for this prefix up to `rev`."""
+        """Note that the store has no further events for this prefix up to `rev`
+        (a feeder with a `clock` only needs to call this while someone waits)."""
         if rev > self._revision:
             self._set_revision(rev)
+
+    @property
+    def has_waiters(self) -> bool:
+        return bool(self._rev_waiters)
 
     def close_subscribers(self, reason: str) -> None:
         """End every subscription (e.g. "relisted" after the feeder lost history)."""

@@ -26,6 +26,11 @@ class WatchHub:
         self._by_prefix = {c.prefix: c for c in caches}
         self._task: asyncio.Task | None = None
         self._revision = 0
+        for c in caches:
+            c.clock = self._clock
+
+    def _clock(self) -> int:
+        return self._revision
 
     async def start(self) -> None:
         await self._relist_all()
@@ -55,8 +60,9 @@ class WatchHub:
         return self._by_prefix.get(key[:end + 1]) if end > 0 else None
 
     def _advance(self, rev: int) -> None:
+        """Caches read the global revision through their clock; only waiters need waking."""
         for c in self.caches:
-            if c.revision < rev:
+            if c.has_waiters:
                 c.advance(rev)
 
     async def _run(self) -> None:
