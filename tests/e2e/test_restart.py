@@ -48,6 +48,12 @@ def test_objects_and_watches_survive_restart(tmp_path) -> None:
             break
         else:
             raise AssertionError("the resumed watch saw nothing")
+        # history from before the restart is gone: a watch from there is told 410 Expired
+        status, _, raw = c.request("GET", "/api/v1/namespaces/default/configmaps?watch=1"
+                                          "&resourceVersion=1&timeoutSeconds=2")
+        event = json.loads(raw.splitlines()[0])
+        assert status == 200 and event["type"] == "ERROR"
+        assert event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
         status, body = c.get_raw("/api/v1/namespaces")
         names = {n["metadata"]["name"] for n in json.loads(body)["items"]}
         assert {"default", "kube-system", "kube-public", "kube-node-lease"} <= names
