@@ -123,9 +123,26 @@ def _pairs(pairs: list) -> _Obj:
     return d
 
 
+class _HasDuplicates(Exception):
+    pass
+
+
+def _check_pairs(pairs: list) -> None:
+    if len(pairs) > 1 and len({k for k, _ in pairs}) != len(pairs):
+        raise _HasDuplicates
+    return None  # the structure itself is not needed: this pass only looks
+
+
 def duplicate_fields(raw_json: bytes) -> list[str]:
     """Paths of keys that appear twice in one JSON object of the request body."""
     if b'"' not in raw_json:
+        return []
+    try:  # a cheap pass first: bodies almost never repeat a key
+        json.loads(raw_json, object_pairs_hook=_check_pairs)
+        return []
+    except _HasDuplicates:
+        pass
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return []
     try:
         doc = json.loads(raw_json, object_pairs_hook=_pairs)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from typing import Any
 
 
@@ -15,8 +16,18 @@ def parse_time(ts: str) -> _dt.datetime | None:
         return None
 
 
+_last_stamp: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC time to the second, as metadata timestamps are (memoised per
+    second: every write takes one)."""
+    global _last_stamp
+    second = int(time.time())
+    if _last_stamp[0] != second:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        _last_stamp = (second, stamp)
+    return _last_stamp[1]
 
 
 def human_duration(seconds: float) -> str:
