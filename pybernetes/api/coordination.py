@@ -10,6 +10,7 @@ from .strategy import AGE_COLUMN, NAME_COLUMN, Column, Strategy
 
 
 class LeaseStrategy(Strategy):
+    allow_create_on_update = True  # as upstream
     group, version = "coordination.k8s.io", "v1"
     kind, plural = "Lease", "leases"
     columns = (NAME_COLUMN,

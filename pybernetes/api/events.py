@@ -66,6 +66,7 @@ def validate_events_v1(obj: dict) -> list[FieldError]:
 
 
 class EventStrategy(Strategy):
+    allow_create_on_update = True  # as upstream
     group, version = "events.k8s.io", "v1"
     kind, plural = "Event", "events"
     short_names = ("ev",)

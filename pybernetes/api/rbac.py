@@ -122,6 +122,7 @@ def subjects_strings(subjects: list[dict]) -> tuple[str, str, str]:
 
 
 class _RBAC(Strategy):
+    allow_create_on_update = True  # as upstream
     group, version = GROUP, "v1"
 
     @staticmethod

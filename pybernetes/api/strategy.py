@@ -79,6 +79,17 @@ class Strategy:
     preferred: ClassVar[bool] = True
     # Table printing
     columns: ClassVar[tuple[Column, ...]] = (NAME_COLUMN, AGE_COLUMN)
+    # ----- switches the generic registry reads (upstream's strategy methods) -------
+    allow_create_on_update: ClassVar[bool] = False  # a PUT of a missing object creates it
+    return_deleted_object: ClassVar[bool] = False  # DELETE answers with the object, not a Status
+    annotations_bump_generation: ClassVar[bool] = False  # annotation changes count as spec
+    default_propagation: ClassVar[str] = "Background"  # when DeleteOptions name none
+    virtual: ClassVar[bool] = False  # create-only reviews: handle_create(obj, user), nothing stored
+    storage_hooks: ClassVar[tuple[Any, ...]] = ()  # extra ResourceStore hooks (see resource_store)
+    # (name) -> messages; None means a DNS-1123 subdomain, the common rule
+    name_validator: ClassVar[Any] = None
+    # () -> objects, for kinds computed rather than stored (componentstatuses)
+    virtual_list: ClassVar[Any] = None
 
     # ----- identity -----------------------------------------------------------
     @classmethod
@@ -145,6 +156,18 @@ class Strategy:
 
     def validate_status_update(self, obj: dict, old: dict) -> list[FieldError]:
         return []
+
+    def deletion_grace_period(self, obj: dict, requested: int | None) -> int:
+        """Seconds a DELETE waits before the object goes (pods on a node: their grace
+        period, for the kubelet to stop them); 0 deletes at once."""
+        return 0
+
+    def holds_deletion(self, obj: dict) -> bool:
+        """Does the kind itself keep an object being deleted (namespace spec.finalizers)?"""
+        return False
+
+    def on_deletion_marked(self, obj: dict) -> None:
+        """Called when an object gets its deletionTimestamp (namespaces turn Terminating)."""
 
     def to_storage(self, obj: dict) -> dict:
         """Convert this version's form to the stored form (identity by default)."""

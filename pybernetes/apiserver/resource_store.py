@@ -135,9 +135,8 @@ class ResourceStore:
 
     # ----- reads ---------------------------------------------------------------
     async def get(self, namespace: str, name: str) -> dict:
-        virtual = getattr(self.s, "virtual_list", None)
-        if virtual is not None:
-            for obj in virtual():
+        if self.s.virtual_list is not None:
+            for obj in self.s.virtual_list():
                 if obj.get("metadata", {}).get("name") == name:
                     return obj
             raise self._not_found(name)
@@ -151,7 +150,7 @@ class ResourceStore:
         acknowledged so far (when the store can tell that without I/O), else from the
         store. The result is shared with the cache: render it, never mutate it."""
         known = self.store.known_revision()
-        if known is None or getattr(self.s, "virtual_list", None) is not None:
+        if known is None or self.s.virtual_list is not None:
             return await self.get(namespace, name)
         await self._wait_fresh(known)
         cached = self.cache.get(self.key(namespace, name))
@@ -167,9 +166,8 @@ class ResourceStore:
 
     async def list(self, namespace: str, opts: ListOptions) -> tuple[list[dict], dict]:
         """Items (this strategy's form) and the list metadata."""
-        virtual = getattr(self.s, "virtual_list", None)
-        if virtual is not None:
-            items = [o for o in virtual() if opts.matches(self.s, o)]
+        if self.s.virtual_list is not None:
+            items = [o for o in self.s.virtual_list() if opts.matches(self.s, o)]
             return items, {"resourceVersion": str(self.cache.revision)}
         if opts.continue_token:
             rev, start = decode_continue(opts.continue_token)
@@ -300,7 +298,7 @@ class ResourceStore:
 
     def _validate_meta(self, obj: dict, old: dict | None) -> list:
         from ..machinery import validation
-        name_fn = getattr(self.s, "name_validator", None) or validation.is_dns1123_subdomain
+        name_fn = self.s.name_validator or validation.is_dns1123_subdomain
         causes = validation.validate_object_meta(obj["metadata"], self.s.namespaced, name_fn)
         if old is not None:
             causes += validation.validate_object_meta_update(obj["metadata"], old["metadata"])
@@ -380,8 +378,7 @@ class ResourceStore:
 
     def _holds(self, obj: dict) -> bool:
         """Does the kind itself keep this object from going (namespace spec.finalizers)?"""
-        held = getattr(self.s, "holds_deletion", None)
-        return bool(held and held(obj))
+        return self.s.holds_deletion(obj)
 
     def _deletes(self, obj: dict) -> bool:
         """An object being deleted whose last finalizer went away is removed for good."""
@@ -400,7 +397,7 @@ class ResourceStore:
         async def mutate(old: dict | None) -> dict | None:
             new = copy.deepcopy(body)
             if old is None:
-                if subresource or not getattr(self.s, "allow_create_on_update", False):
+                if subresource or not self.s.allow_create_on_update:
                     raise self._not_found(name)
                 if want_rv:
                     raise self._not_found(name)
@@ -444,7 +441,7 @@ class ResourceStore:
             if self.s.tracks_generation:
                 gen = old_md.get("generation", 1)
                 changed = _spec_part(new) != _spec_part(old) or (
-                    getattr(self.s, "annotations_bump_generation", False)
+                    self.s.annotations_bump_generation
                     and md.get("annotations") != old_md.get("annotations"))
                 md["generation"] = gen + 1 if changed else gen
             causes = self._validate_meta(new, old) + self.s.validate_update(new, old)
@@ -512,18 +509,12 @@ class ResourceStore:
         if policy is None and options.get("orphanDependents") is not None:
             policy = "Orphan" if options["orphanDependents"] else "Background"
         if policy is None:
-            policy = getattr(self.s, "default_propagation", "Background")
+            policy = self.s.default_propagation
         if policy == "Foreground" and "foregroundDeletion" not in finalizers:
             finalizers.append("foregroundDeletion")
         if policy == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
-        grace_fn = getattr(self.s, "deletion_grace_period", None)
-        grace = grace_fn(obj, options.get("gracePeriodSeconds")) if grace_fn else 0
-        extra = getattr(self.s, "deletion_finalizers", None)
-        if extra is not None:
-            for f in extra(obj):
-                if f not in finalizers:
-                    finalizers.append(f)
+        grace = self.s.deletion_grace_period(obj, options.get("gracePeriodSeconds"))
         held = self._holds(obj)
         if md.get("deletionTimestamp"):
             # already being deleted: only a shorter grace period or new finalizers change it
@@ -549,13 +540,11 @@ class ResourceStore:
             md["finalizers"] = finalizers
         if grace == 0 and not finalizers:
             md.pop("deletionGracePeriodSeconds", None)
-        hook = getattr(self.s, "on_deletion_marked", None)
-        if hook is not None:
-            hook(obj)
+        self.s.on_deletion_marked(obj)
         return obj
 
     def deleted_response(self, obj: dict) -> dict:
-        if getattr(self.s, "return_deleted_object", False):
+        if self.s.return_deleted_object:
             return obj
         md = obj["metadata"]
         details: dict[str, Any] = {"name": md.get("name", "")}

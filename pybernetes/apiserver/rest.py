@@ -81,7 +81,7 @@ def check_field_selector(strategy: Strategy, opts: ListOptions) -> None:
         probe = strategy.field_labels({"metadata": {}, "spec": {}, "status": {}})
     except (KeyError, TypeError, AttributeError, IndexError):
         return  # a strategy that cannot describe its labels without an object: match as given
-    allowed = set(probe) | set(getattr(strategy, "extra_field_labels", ()))
+    allowed = set(probe)
     for key in opts.field_selector.keys():
         if key not in allowed:
             raise errors.bad_request(f'field label not supported: {key}')
@@ -131,7 +131,7 @@ class ResourceHandler:
         strategy = self.api.strategy(info.group, info.version, info.resource)
         if strategy is None:
             raise _404()
-        if getattr(strategy, "virtual", False):
+        if strategy.virtual:
             return await self._virtual(request, info, strategy)
         rs = self.api.resource(info.group, info.version, info.resource)
         assert rs is not None

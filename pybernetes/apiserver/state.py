@@ -39,7 +39,7 @@ class APIState:
         self.resources: dict[tuple[str, str, str], ResourceStore] = {}
         self.allocators: "Allocators | None" = None
         for s in registry.strategies:
-            if getattr(s, "virtual", False):
+            if s.virtual:
                 continue
             prefix = s.storage_prefix()
             cache = self.caches.get(prefix)
@@ -47,7 +47,7 @@ class APIState:
                 cache = self.caches[prefix] = WatchCache(store, prefix, _decode_cached,
                                                          history=config.watch_cache_history)
             rs = self.resources[(s.group, s.version, s.plural)] = ResourceStore(self, s, cache)
-            rs.hooks.extend(getattr(s, "storage_hooks", ()))
+            rs.hooks.extend(s.storage_hooks)
 
     async def start(self) -> None:
         self.hub = WatchHub(self.store, list(self.caches.values()))

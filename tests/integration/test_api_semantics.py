@@ -182,8 +182,8 @@ def test_pod_binding_and_graceful_deletion(cluster: Cluster) -> None:
     s, body = cluster.json("DELETE", pods + "/graceful")
     assert s == 200 and body["metadata"]["deletionGracePeriodSeconds"] == 30
     assert cluster.json("GET", pods + "/graceful")[0] == 200  # waits for its kubelet
-    s, _ = cluster.json("DELETE", pods + "/graceful?gracePeriodSeconds=0")
-    assert s == 200
+    s, body = cluster.json("DELETE", pods + "/graceful?gracePeriodSeconds=0")
+    assert s == 200 and body["kind"] == "Pod"  # pods answer with the deleted object
     assert cluster.json("GET", pods + "/graceful")[0] == 404
 
 
@@ -311,3 +311,13 @@ def test_namespace_deletion_waits_for_finalize(cluster: Cluster) -> None:
     ns["spec"]["finalizers"] = []
     assert cluster.json("PUT", "/api/v1/namespaces/doomed/finalize", ns)[0] == 200
     assert cluster.json("GET", "/api/v1/namespaces/doomed")[0] == 404
+
+
+def test_put_creates_where_upstream_allows_it(cluster: Cluster) -> None:
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": "put-made"}, "spec": {"holderIdentity": "me"}}
+    s, body = cluster.json("PUT", "/apis/coordination.k8s.io/v1/namespaces/default/leases/put-made",
+                           lease)
+    assert s == 201 and body["metadata"]["uid"]
+    s, body = cluster.json("PUT", CMS + "/put-made", cm("put-made"))
+    assert_status(s, body, 404, "NotFound")

@@ -63,6 +63,7 @@ def _validate_subset(ss: dict, path: str) -> list[FieldError]:
 
 
 class EndpointsStrategy(Strategy):
+    allow_create_on_update = True  # as upstream
     kind, plural = "Endpoints", "endpoints"
     singular = "endpoints"
     short_names = ("ep",)

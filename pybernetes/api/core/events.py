@@ -82,6 +82,7 @@ def event_cells(ev: dict) -> list[Any]:
 
 
 class EventStrategy(Strategy):
+    allow_create_on_update = True  # as upstream
     kind, plural = "Event", "events"
     short_names = ("ev",)
     storage_resource = "events"

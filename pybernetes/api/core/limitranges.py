@@ -51,6 +51,7 @@ def _ordered(item: dict, path: str) -> list[FieldError]:
 
 
 class LimitRangeStrategy(Strategy):
+    allow_create_on_update = True  # as upstream
     kind, plural = "LimitRange", "limitranges"
     short_names = ("limits",)
     columns = (NAME_COLUMN,

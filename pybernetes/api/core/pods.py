@@ -239,6 +239,7 @@ def _state_transitions(new: Any, old: Any, path: str, policy: str) -> list[Field
 
 
 class PodStrategy(Strategy):
+    return_deleted_object = True
     kind, plural = "Pod", "pods"
     short_names = ("po",)
     categories = ("all",)

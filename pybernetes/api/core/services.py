@@ -207,6 +207,7 @@ def ports_cell(ports: list[dict] | None) -> str:
 
 
 class ServiceStrategy(Strategy):
+    return_deleted_object = True
     kind, plural = "Service", "services"
     short_names = ("svc",)
     categories = ("all",)
