@@ -248,8 +248,8 @@ def _encode(doc: dict) -> Encoded:
     return Encoded(body, '"' + hashlib.sha256(body).hexdigest().upper() + '"')
 
 
-class DiscoveryDocuments:
-    """Every discovery document of one registry, encoded once on first use."""
+class CachedDocuments:
+    """Documents derived from one registry: each a cached_property, built on first use."""
 
     def __init__(self, registry: Registry):
         self.registry = registry
@@ -259,6 +259,10 @@ class DiscoveryDocuments:
         for name, attr in vars(type(self)).items():
             if isinstance(attr, functools.cached_property):
                 self.__dict__.pop(name, None)
+
+
+class DiscoveryDocuments(CachedDocuments):
+    """Every discovery document of one registry, encoded once on first use."""
 
     @functools.cached_property
     def groups(self) -> dict[str, list[str]]:

@@ -26,6 +26,7 @@ from ..api.strategy import Registry, Strategy
 from ..machinery import schema
 from ..machinery.errors import StatusError
 from .discovery import subresource_info
+from .discovery import CachedDocuments
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 STATUS, DELETE_OPTIONS, PATCH = META + "Status", META + "DeleteOptions", META + "Patch"
@@ -456,17 +457,8 @@ def v3_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-class OpenAPIDocuments:
+class OpenAPIDocuments(CachedDocuments):
     """Encoded documents of one registry, built once on first use."""
-
-    def __init__(self, registry: Registry):
-        self.registry = registry
-
-    def invalidate(self) -> None:
-        """Forget every built document: the registry changed (e.g. a CRD was established)."""
-        for name, attr in vars(type(self)).items():
-            if isinstance(attr, functools.cached_property):
-                self.__dict__.pop(name, None)
 
     @functools.cached_property
     def v2_doc(self) -> dict:
