@@ -25,8 +25,7 @@ from aiohttp import web
 from ..api.strategy import Registry, Strategy
 from ..machinery import schema
 from ..machinery.errors import StatusError
-from .discovery import subresource_info
-from .discovery import CachedDocuments
+from .discovery import CachedDocuments, subresource_info
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 STATUS, DELETE_OPTIONS, PATCH = META + "Status", META + "DeleteOptions", META + "Patch"
