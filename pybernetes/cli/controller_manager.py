@@ -1,0 +1,55 @@
+"""`pybernetes controller-manager`: the reconcile loops (ReplicaSet, Deployment, ...)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pybernetes.cli import flags
+
+DESCRIPTION = """\
+Run the controller manager: the loops that make the cluster match what was asked
+(a Deployment's ReplicaSets, a ReplicaSet's pods, ...). It talks to the API server
+only, using the credentials in --kubeconfig. `pybernetes server` starts it for you.
+"""
+
+EPILOG = """\
+examples:
+  pybernetes controller-manager --kubeconfig DATA_DIR/admin.kubeconfig
+  pybernetes controller-manager --kubeconfig K --leader-elect --controllers '*,-deployment'
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("controller-manager", help="run the controllers (Deployment, ReplicaSet, ...)",
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kubeconfig", required=True, metavar="FILE",
+                   help="kubeconfig with the API server's address and credentials")
+    p.add_argument("--leader-elect", action="store_true",
+                   help="run only while holding the kube-system/kube-controller-manager Lease, "
+                        "so several copies can run for high availability")
+    p.add_argument("--controllers", default="*", metavar="LIST",
+                   help="comma-separated controllers to run: '*' for all, 'foo' to enable, "
+                        "'-foo' to disable (default: %(default)s)")
+    flags.add_log_level(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pybernetes.controllers import manager
+    flags.setup_logging(args.log_level)
+    known = sorted(manager.controller_classes())
+    try:
+        names = manager.select(args.controllers, known)
+    except ValueError as e:
+        print(f"pybernetes controller-manager: {e}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(manager.run(args.kubeconfig, names, args.leader_elect))
+    return 0

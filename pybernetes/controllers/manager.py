@@ -1,0 +1,67 @@
+"""The controller manager: every controller in one process, one event loop, sharing
+informers, optionally behind a leader-election Lease (kube-controller-manager)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from typing import Any
+
+from pybernetes.controllers.base import Controller, SharedInformers
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "kube-controller-manager"
+
+
+def controller_classes() -> dict[str, type[Controller]]:
+    from pybernetes.controllers.deployment import DeploymentController
+    from pybernetes.controllers.replicaset import ReplicaSetController
+    return {"deployment": DeploymentController, "replicaset": ReplicaSetController}
+
+
+def select(spec: str, known: list[str]) -> list[str]:
+    """--controllers as upstream: '*' is every controller, 'foo' enables, '-foo' disables."""
+    items = [s.strip() for s in spec.split(",") if s.strip()] or ["*"]
+    unknown = [s.lstrip("-") for s in items if s != "*" and s.lstrip("-") not in known]
+    if unknown:
+        raise ValueError(f"unknown controller(s): {', '.join(unknown)} "
+                         f"(known: {', '.join(known)})")
+    star = "*" in items
+    return [n for n in known
+            if f"-{n}" not in items and (n in items or star)]
+
+
+async def run_controllers(client: Any, names: list[str]) -> None:
+    """Start the informers the chosen controllers need, wait for their caches, then
+    serve every controller's queue until cancelled."""
+    from pybernetes.client.events import EventRecorder
+    classes = controller_classes()
+    informers = SharedInformers(client)
+    controllers = [classes[n](client, informers, EventRecorder(client, f"{n}-controller"))
+                   for n in names]
+    await informers.start()
+    try:
+        await informers.wait_synced()
+        log.info("controllers started: %s", ", ".join(names))
+        await asyncio.gather(*(c.run() for c in controllers))
+    finally:
+        for c in controllers:
+            c.queue.shutdown()
+        await informers.stop()
+
+
+async def run(kubeconfig: str, names: list[str], leader_elect: bool) -> None:
+    from pybernetes.client.api import APIClient
+    client = await APIClient.from_kubeconfig(kubeconfig, user_agent="pybernetes-controller-manager")
+    try:
+        if not leader_elect:
+            await run_controllers(client, names)
+            return
+        from pybernetes.client.leader_election import LeaderElector
+        identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+        elector = LeaderElector(client, LEASE_NAME, identity)
+        await elector.run(lambda: run_controllers(client, names))
+    finally:
+        await client.close()
