@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--controllers", default="*", metavar="LIST",
                    help="comma-separated controllers to run: '*' for all, 'foo' to enable, "
                         "'-foo' to disable (default: %(default)s)")
+    p.add_argument("--root-ca-file", default="", metavar="FILE",
+                   help="CA published to every namespace as ConfigMap kube-root-ca.crt "
+                        "(default: the kubeconfig's certificate authority)")
     flags.add_log_level(p)
     p.set_defaults(func=run)
 
@@ -51,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(manager.run(args.kubeconfig, names, args.leader_elect))
+    asyncio.run(manager.run(args.kubeconfig, names, args.leader_elect,
+                            args.root_ca_file))
     return 0

@@ -17,8 +17,11 @@ LEASE_NAME = "kube-controller-manager"
 
 def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.deployment import DeploymentController
+    from pybernetes.controllers.namespace import NamespaceController
     from pybernetes.controllers.replicaset import ReplicaSetController
-    return {"deployment": DeploymentController, "replicaset": ReplicaSetController}
+    from pybernetes.controllers.serviceaccount import ServiceAccountController
+    return {"deployment": DeploymentController, "namespace": NamespaceController,
+            "replicaset": ReplicaSetController, "serviceaccount": ServiceAccountController}
 
 
 def select(spec: str, known: list[str]) -> list[str]:
@@ -33,7 +36,7 @@ def select(spec: str, known: list[str]) -> list[str]:
             if f"-{n}" not in items and (n in items or star)]
 
 
-async def run_controllers(client: Any, names: list[str]) -> None:
+async def run_controllers(client: Any, names: list[str], root_ca: str = "") -> None:
     """Start the informers the chosen controllers need, wait for their caches, then
     serve every controller's queue until cancelled."""
     from pybernetes.client.events import EventRecorder
@@ -41,6 +44,9 @@ async def run_controllers(client: Any, names: list[str]) -> None:
     informers = SharedInformers(client)
     controllers = [classes[n](client, informers, EventRecorder(client, f"{n}-controller"))
                    for n in names]
+    for c in controllers:
+        if hasattr(c, "root_ca"):
+            c.root_ca = root_ca
     await informers.start()
     try:
         await informers.wait_synced()
@@ -52,16 +58,23 @@ async def run_controllers(client: Any, names: list[str]) -> None:
         await informers.stop()
 
 
-async def run(kubeconfig: str, names: list[str], leader_elect: bool) -> None:
+async def run(kubeconfig: str, names: list[str], leader_elect: bool,
+              root_ca_file: str = "") -> None:
     from pybernetes.client.api import APIClient
+    from pybernetes.controllers.serviceaccount import ca_from_kubeconfig
+    if root_ca_file:
+        with open(root_ca_file) as f:
+            root_ca = f.read()
+    else:
+        root_ca = ca_from_kubeconfig(kubeconfig)
     client = await APIClient.from_kubeconfig(kubeconfig, user_agent="pybernetes-controller-manager")
     try:
         if not leader_elect:
-            await run_controllers(client, names)
+            await run_controllers(client, names, root_ca)
             return
         from pybernetes.client.leader_election import LeaderElector
         identity = f"{socket.gethostname()}_{uuid.uuid4()}"
         elector = LeaderElector(client, LEASE_NAME, identity)
-        await elector.run(lambda: run_controllers(client, names))
+        await elector.run(lambda: run_controllers(client, names, root_ca))
     finally:
         await client.close()

@@ -1,0 +1,273 @@
+"""Deployments end to end: a real `pybernetes server`, the controller manager, and the
+real kubectl. Until nodes exist, a stand-in kubelet in this module marks new pods
+Running and Ready (after a short delay) so rollouts have something to wait for."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import Cluster, Kubectl
+
+pytestmark = pytest.mark.kubectl
+
+
+class PodReadier(threading.Thread):
+    """Marks each pending pod Running and Ready `delay` seconds after it appears."""
+
+    def __init__(self, cluster: Cluster, delay: float = 0.3):
+        super().__init__(daemon=True)
+        self.cluster, self.delay = cluster, delay
+        self.stopping = threading.Event()
+        self.first_seen: dict[str, float] = {}
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.1):
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - the server may be restarting; try again
+                pass
+
+    def _tick(self) -> None:
+        status, body = self.cluster.json("GET", "/api/v1/pods")
+        if status != 200:
+            return
+        now = time.monotonic()
+        for pod in body.get("items") or []:
+            md, st = pod["metadata"], pod.get("status") or {}
+            if md.get("deletionTimestamp") or st.get("phase") == "Running":
+                continue
+            seen = self.first_seen.setdefault(md["uid"], now)
+            if now - seen < self.delay:
+                continue
+            ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            ready = {"type": "Ready", "status": "True", "lastTransitionTime": ts}
+            patch = {"status": {"phase": "Running", "conditions": [ready], "startTime": ts}}
+            self.cluster.json("PATCH", f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}"
+                              "/status", patch, content_type="application/merge-patch+json")
+
+
+@pytest.fixture(scope="module")
+def controllers(cluster: Cluster) -> Iterator[subprocess.Popen]:
+    log = open(Path(cluster.data_dir) / "controller-manager.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "pybernetes.cli.main", "controller-manager",
+                             "--kubeconfig", cluster.kubeconfig, "--leader-elect"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    readier = PodReadier(cluster)
+    readier.start()
+    try:
+        yield proc
+    finally:
+        readier.stopping.set()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        readier.join(5)
+
+
+@pytest.fixture
+def ns(kubectl: Kubectl, controllers, request) -> str:
+    name = "t-" + request.node.name.replace("_", "-")[5:40].strip("-").lower()
+    kubectl("create", "namespace", name)
+    return name
+
+
+def pods(cluster: Cluster, ns: str, selector: str = "app=web") -> list[dict]:
+    status, body = cluster.json("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")
+    assert status == 200, body
+    return [p for p in body["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def wait_for(what, check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+class Sampler(threading.Thread):
+    """Samples (live pods, ready pods, images) of a namespace until stopped."""
+
+    def __init__(self, cluster: Cluster, ns: str):
+        super().__init__(daemon=True)
+        self.cluster, self.ns = cluster, ns
+        self.stopping = threading.Event()
+        self.samples: list[tuple[int, int, frozenset]] = []
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.05):
+            live = pods(self.cluster, self.ns)
+            ready = [p for p in live if any(c["type"] == "Ready" and c["status"] == "True"
+                                            for c in (p.get("status") or {}).get("conditions") or [])]
+            images = frozenset(p["spec"]["containers"][0]["image"] for p in live)
+            self.samples.append((len(live), len(ready), images))
+
+    def __enter__(self) -> "Sampler":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        self.join(5)
+
+
+def rollout(kubectl: Kubectl, ns: str, name: str = "web") -> str:
+    return kubectl("rollout", "status", f"deploy/{name}", "-n", ns, "--timeout=60s", timeout=70)
+
+
+def test_three_replicas_converge_with_events(cluster: Cluster, kubectl: Kubectl, ns: str):
+    kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=3", "-n", ns)
+    assert "successfully rolled out" in rollout(kubectl, ns)
+    live = pods(cluster, ns)
+    assert len(live) == 3
+    rs = json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]
+    assert len(rs) == 1
+    h = rs[0]["metadata"]["labels"]["pod-template-hash"]
+    assert rs[0]["metadata"]["name"] == f"web-{h}"
+    assert rs[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    assert all(p["metadata"]["labels"]["pod-template-hash"] == h for p in live)
+    assert all(p["metadata"]["ownerReferences"][0]["name"] == f"web-{h}" for p in live)
+    d = json.loads(kubectl("get", "deploy", "web", "-n", ns, "-o", "json"))
+    st = d["status"]
+    assert (st["replicas"], st["updatedReplicas"], st["readyReplicas"], st["availableReplicas"]) \
+        == (3, 3, 3, 3)
+    assert st["observedGeneration"] == d["metadata"]["generation"]
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["Available"]["reason"] == "MinimumReplicasAvailable"
+    assert conds["Progressing"]["reason"] == "NewReplicaSetAvailable"
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    events = wait_for("events", lambda: (e := kubectl("get", "events", "-n", ns)) and
+                      "Created pod: web-" in e and e)
+    assert f"Scaled up replica set web-{h} from 0 to 3" in events
+    assert "SuccessfulCreate" in events and "ScalingReplicaSet" in events
+    out = kubectl("get", "deploy", "web", "-n", ns)
+    assert "3/3" in out.splitlines()[1]
+
+
+def test_deleted_pod_comes_back_and_scale(cluster: Cluster, kubectl: Kubectl, ns: str):
+    kubectl("create", "deployment", "web", "--image=nginx", "--replicas=3", "-n", ns)
+    rollout(kubectl, ns)
+    victim = pods(cluster, ns)[0]["metadata"]["name"]
+    kubectl("delete", "pod", victim, "-n", ns, "--wait=false")
+    names = wait_for("a replacement pod", lambda: (n := {p["metadata"]["name"] for p in pods(cluster, ns)})
+                     and len(n) == 3 and victim not in n and n)
+    assert victim not in names
+    kubectl("scale", "deploy/web", "--replicas=5", "-n", ns)
+    rollout(kubectl, ns)
+    assert len(pods(cluster, ns)) == 5
+    kubectl("scale", "deploy/web", "--replicas=2", "-n", ns)
+    rollout(kubectl, ns)
+    wait_for("2 pods", lambda: len(pods(cluster, ns)) == 2)
+    events = kubectl("get", "events", "-n", ns)
+    assert "Deleted pod: web-" in events and "Scaled down replica set web-" in events
+
+
+def test_rolling_update_respects_surge_and_unavailable(cluster: Cluster, kubectl: Kubectl, ns: str):
+    kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=4", "-n", ns)
+    kubectl("patch", "deploy/web", "-n", ns, "-p", json.dumps(
+        {"spec": {"strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}}}))
+    rollout(kubectl, ns)
+    with Sampler(cluster, ns) as s:
+        kubectl("set", "image", "deploy/web", "nginx=nginx:1.26", "-n", ns)
+        rollout(kubectl, ns)
+        time.sleep(0.3)
+    assert s.samples
+    assert max(n for n, _, _ in s.samples) <= 4 + 1
+    assert min(r for _, r, _ in s.samples) >= 4 - 1
+    assert any(len(imgs) == 2 for _, _, imgs in s.samples)  # old and new side by side
+    assert {p["spec"]["containers"][0]["image"] for p in pods(cluster, ns)} == {"nginx:1.26"}
+    rs = json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]
+    sizes = sorted((r["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+                    r["spec"]["replicas"]) for r in rs)
+    assert sizes == [("1", 0), ("2", 4)]
+
+
+def test_history_and_undo_to_revision(cluster: Cluster, kubectl: Kubectl, ns: str):
+    kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2", "-n", ns)
+    rollout(kubectl, ns)
+    kubectl("set", "image", "deploy/web", "nginx=nginx:1.26", "-n", ns)
+    kubectl("annotate", "deploy/web", "-n", ns, "kubernetes.io/change-cause=bump to 1.26")
+    rollout(kubectl, ns)
+    history = kubectl("rollout", "history", "deploy/web", "-n", ns)
+    lines = [ln.split() for ln in history.splitlines() if ln[:1].isdigit()]
+    assert [ln[0] for ln in lines] == ["1", "2"]
+    assert "bump to 1.26" in history
+    assert "nginx:1.25" in kubectl("rollout", "history", "deploy/web", "-n", ns, "--revision=1")
+    kubectl("rollout", "undo", "deploy/web", "--to-revision=1", "-n", ns)
+    rollout(kubectl, ns)
+    assert {p["spec"]["containers"][0]["image"] for p in pods(cluster, ns)} == {"nginx:1.25"}
+    history = kubectl("rollout", "history", "deploy/web", "-n", ns)
+    assert [ln.split()[0] for ln in history.splitlines() if ln[:1].isdigit()] == ["2", "3"]
+    rs = json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]
+    assert len(rs) == 2  # the old set came back; no third one
+    revived = next(r for r in rs if r["spec"]["replicas"] == 2)
+    assert revived["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
+
+
+def test_recreate_never_mixes_versions(cluster: Cluster, kubectl: Kubectl, ns: str):
+    kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=3", "-n", ns)
+    kubectl("patch", "deploy/web", "-n", ns, "-p",
+            json.dumps({"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}}))
+    rollout(kubectl, ns)
+    with Sampler(cluster, ns) as s:
+        kubectl("set", "image", "deploy/web", "nginx=nginx:1.26", "-n", ns)
+        rollout(kubectl, ns)
+    assert all(len(imgs) <= 1 for _, _, imgs in s.samples)
+    assert {p["spec"]["containers"][0]["image"] for p in pods(cluster, ns)} == {"nginx:1.26"}
+
+
+def test_pause_resume_and_history_limit(cluster: Cluster, kubectl: Kubectl, ns: str):
+    kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2", "-n", ns)
+    kubectl("patch", "deploy/web", "-n", ns, "-p", '{"spec":{"revisionHistoryLimit":1}}')
+    rollout(kubectl, ns)
+    kubectl("rollout", "pause", "deploy/web", "-n", ns)
+    kubectl("set", "image", "deploy/web", "nginx=nginx:1.26", "-n", ns)
+    wait_for("Progressing DeploymentPaused", lambda: "DeploymentPaused" in kubectl(
+        "get", "deploy/web", "-n", ns, "-o", "jsonpath={.status.conditions[*].reason}"))
+    assert len(json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]) == 1
+    kubectl("rollout", "resume", "deploy/web", "-n", ns)
+    rollout(kubectl, ns)
+    kubectl("set", "image", "deploy/web", "nginx=nginx:1.27", "-n", ns)
+    rollout(kubectl, ns)
+    rs = wait_for("history pruned to 1 old set", lambda: (
+        items := json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]) and
+        len(items) == 2 and items)
+    images = sorted(r["spec"]["template"]["spec"]["containers"][0]["image"] for r in rs)
+    assert images == ["nginx:1.26", "nginx:1.27"]
+
+
+def test_replicaset_adopts_orphans_and_releases_relabelled_pods(cluster: Cluster, kubectl: Kubectl,
+                                                                ns: str):
+    manifest = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": "front", "namespace": ns},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "front"}},
+                         "template": {"metadata": {"labels": {"app": "front"}},
+                                      "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    kubectl("run", "stray", "--image=nginx", "--labels=app=front", "-n", ns)
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    got = wait_for("2 pods, the stray adopted", lambda: (
+        ps := pods(cluster, ns, "app=front")) and len(ps) == 2 and
+        all(p["metadata"].get("ownerReferences") for p in ps) and ps)
+    assert "stray" in {p["metadata"]["name"] for p in got}
+    kubectl("label", "pod", "stray", "-n", ns, "app=gone", "--overwrite")
+    wait_for("stray released and replaced", lambda: len(pods(cluster, ns, "app=front")) == 2 and
+             not json.loads(kubectl("get", "pod", "stray", "-n", ns, "-o", "json"))["metadata"]
+             .get("ownerReferences"))
+    out = kubectl("get", "rs", "front", "-n", ns, "-o", "jsonpath={.status.replicas}/"
+                  "{.status.readyReplicas}/{.status.observedGeneration}")
+    wait_for("rs status", lambda: kubectl("get", "rs", "front", "-n", ns, "-o",
+                                          "jsonpath={.status.readyReplicas}") == "2")
+    assert out.startswith("2/")
