@@ -163,7 +163,12 @@ class DeploymentController(Controller):
     async def _sync_existing_new_rs(self, d: dict, rs: dict, new_revision: int) -> dict:
         from pybernetes.client.api import REPLICASETS
         rs = copy.deepcopy(rs)
-        if ru.set_new_rs_annotations(d, rs, new_revision, exists=True):
+        changed_rs = ru.set_new_rs_annotations(d, rs, new_revision, exists=True)
+        min_ready = (d.get("spec") or {}).get("minReadySeconds", 0)
+        if rs["spec"].get("minReadySeconds", 0) != min_ready:
+            rs["spec"]["minReadySeconds"] = min_ready
+            changed_rs = True
+        if changed_rs:
             rs = await self.client.update(REPLICASETS, rs)
         changed = await self._set_deployment_revision(d, rs)
         if ru.progress_deadline(d) is not None and ru.get_condition(d.get("status") or {},

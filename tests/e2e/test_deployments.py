@@ -23,7 +23,8 @@ _MAIN = ("import sys; from tests.unit.controllers.client_standin import install;
 
 
 class PodReadier(threading.Thread):
-    """Marks each pending pod Running and Ready `delay` seconds after it appears."""
+    """Marks each pending pod Running and Ready `delay` seconds after it appears
+    (except pods of an image named never-ready)."""
 
     def __init__(self, cluster: Cluster, delay: float = 0.3):
         super().__init__(daemon=True)
@@ -47,6 +48,8 @@ class PodReadier(threading.Thread):
             md, st = pod["metadata"], pod.get("status") or {}
             if md.get("deletionTimestamp") or st.get("phase") == "Running":
                 continue
+            if "never-ready" in pod["spec"]["containers"][0]["image"]:
+                continue  # a broken release: stays Pending
             seen = self.first_seen.setdefault(md["uid"], now)
             if now - seen < self.delay:
                 continue
@@ -311,3 +314,45 @@ def test_namespace_defaults_then_deletion_empties_it(cluster: Cluster, kubectl: 
     assert "NotFound" in kubectl.run("get", "namespace", "doomed", check=False).stderr
     status, body = cluster.json("GET", "/api/v1/namespaces/doomed/pods")
     assert status == 200 and body["items"] == []
+
+
+def test_stuck_rollout_exceeds_progress_deadline_and_undo_recovers(cluster: Cluster,
+                                                                    kubectl: Kubectl, ns: str):
+    kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2", "-n", ns)
+    kubectl("patch", "deploy/web", "-n", ns, "-p", '{"spec":{"progressDeadlineSeconds":2}}')
+    rollout(kubectl, ns)
+    kubectl("set", "image", "deploy/web", "nginx=never-ready:1", "-n", ns)
+    p = kubectl.run("rollout", "status", "deploy/web", "-n", ns, "--timeout=30s", check=False,
+                    timeout=40)
+    assert p.returncode != 0
+    assert 'deployment "web" exceeded its progress deadline' in p.stderr
+    d = json.loads(kubectl("get", "deploy/web", "-n", ns, "-o", "json"))
+    cond = next(c for c in d["status"]["conditions"] if c["type"] == "Progressing")
+    assert (cond["status"], cond["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert cond["message"].endswith("has timed out progressing.")
+    # maxUnavailable 25% of 2 rounds down to 0: both old pods kept serving
+    assert d["status"]["availableReplicas"] == 2 and d["status"]["unavailableReplicas"] == 1
+    kubectl("rollout", "undo", "deploy/web", "-n", ns)
+    assert "successfully rolled out" in rollout(kubectl, ns)
+
+
+def test_min_ready_seconds_delays_availability(cluster: Cluster, kubectl: Kubectl, ns: str):
+    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"replicas": 2, "minReadySeconds": 3,
+                         "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    started = time.monotonic()
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manifest))
+    wait_for("2 ready pods", lambda: kubectl("get", "deploy/web", "-n", ns, "-o",
+                                             "jsonpath={.status.readyReplicas}") == "2")
+    assert kubectl("get", "deploy/web", "-n", ns, "-o",
+                   "jsonpath={.status.availableReplicas}") in ("", "0")
+    rollout(kubectl, ns)
+    assert time.monotonic() - started >= 3
+    rs = json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"][0]
+    assert rs["spec"]["minReadySeconds"] == 3 and rs["status"]["availableReplicas"] == 2
+    # raising minReadySeconds on a running deployment reaches its ReplicaSet
+    kubectl("patch", "deploy/web", "-n", ns, "-p", '{"spec":{"minReadySeconds":5}}')
+    wait_for("rs minReadySeconds 5", lambda: kubectl(
+        "get", "rs", "-n", ns, "-o", "jsonpath={.items[0].spec.minReadySeconds}") == "5")
