@@ -177,7 +177,8 @@ def _fraction(rs: dict, d: dict, allowed: int) -> int:
         annotated = status_int(d, "replicas")
     if annotated <= 0:
         return 0
-    return round(size * allowed / annotated) - size
+    exact = size * allowed / annotated
+    return int(math.floor(exact + 0.5)) - size  # Go's math.Round (sizes are never negative)
 
 
 # ----- templates, hashes, revisions -----

@@ -356,3 +356,25 @@ def test_min_ready_seconds_delays_availability(cluster: Cluster, kubectl: Kubect
     kubectl("patch", "deploy/web", "-n", ns, "-p", '{"spec":{"minReadySeconds":5}}')
     wait_for("rs minReadySeconds 5", lambda: kubectl(
         "get", "rs", "-n", ns, "-o", "jsonpath={.items[0].spec.minReadySeconds}") == "5")
+
+
+def test_scaling_mid_rollout_is_proportional(cluster: Cluster, kubectl: Kubectl, ns: str):
+    kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=4", "-n", ns)
+    kubectl("patch", "deploy/web", "-n", ns, "-p", json.dumps(
+        {"spec": {"strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}}}))
+    rollout(kubectl, ns)
+    kubectl("set", "image", "deploy/web", "nginx=never-ready:1", "-n", ns)
+
+    def sizes() -> dict[str, int]:
+        items = json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]
+        return {r["spec"]["template"]["spec"]["containers"][0]["image"]: r["spec"]["replicas"]
+                for r in items}
+    # stuck: 3 old (one may be unavailable) + 2 new (4 + 1 surge)
+    wait_for("stuck mid-rollout", lambda: sizes() == {"nginx:1.25": 3, "never-ready:1": 2})
+    time.sleep(0.5)
+    assert sizes() == {"nginx:1.25": 3, "never-ready:1": 2}
+    kubectl("scale", "deploy/web", "--replicas=8", "-n", ns)
+    # 8 + 1 surge = 9 allowed, the 4 extra split by size 3:2 (5.4 -> 5, 3.6 -> 4)
+    wait_for("proportional scale-up", lambda: sizes() == {"nginx:1.25": 5, "never-ready:1": 4})
+    events = kubectl("get", "events", "-n", ns)
+    assert "from 3 to 5" in events and "from 2 to 4" in events
