@@ -307,6 +307,11 @@ def test_namespace_defaults_then_deletion_empties_it(cluster: Cluster, kubectl: 
         "get", "configmap", "kube-root-ca.crt", "-n", "doomed", "-o", "jsonpath={.data.ca\\.crt}",
         check=False))
     assert ca.startswith("-----BEGIN CERTIFICATE-----")
+    uid = kubectl("get", "serviceaccount", "default", "-n", "doomed", "-o", "jsonpath={.metadata.uid}")
+    kubectl("delete", "serviceaccount", "default", "-n", "doomed")
+    wait_for("default service account recreated", lambda: kubectl(
+        "get", "serviceaccount", "default", "-n", "doomed", "-o", "jsonpath={.metadata.uid}",
+        check=False) not in ("", uid))
     kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2", "-n", "doomed")
     kubectl("create", "configmap", "settings", "--from-literal=a=b", "-n", "doomed")
     rollout(kubectl, "doomed")
