@@ -175,9 +175,21 @@ def test_deleted_pod_comes_back_and_scale(cluster: Cluster, kubectl: Kubectl, ns
     kubectl("scale", "deploy/web", "--replicas=5", "-n", ns)
     rollout(kubectl, ns)
     assert len(pods(cluster, ns)) == 5
+    # a pod that turned unready is the first to go on scale-down
+    sick = pods(cluster, ns)[3]["metadata"]["name"]
+    kubectl("patch", "pod", sick, "-n", ns, "--subresource=status", "--type=merge", "-p",
+            '{"status":{"conditions":[{"type":"Ready","status":"False"}]}}')
+    wait_for("4 ready", lambda: kubectl("get", "deploy/web", "-n", ns, "-o",
+                                        "jsonpath={.status.readyReplicas}") == "4")
+    kubectl("scale", "deploy/web", "--replicas=4", "-n", ns)
+    wait_for("4 pods", lambda: len(pods(cluster, ns)) == 4)
+    assert sick not in {p["metadata"]["name"] for p in pods(cluster, ns)}
     kubectl("scale", "deploy/web", "--replicas=2", "-n", ns)
     rollout(kubectl, ns)
     wait_for("2 pods", lambda: len(pods(cluster, ns)) == 2)
+    kubectl("rollout", "restart", "deploy/web", "-n", ns)
+    rollout(kubectl, ns)
+    assert len(json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]) == 2
     events = kubectl("get", "events", "-n", ns)
     assert "Deleted pod: web-" in events and "Scaled down replica set web-" in events
 
