@@ -76,6 +76,7 @@ class DeploymentController(Controller):
         if cached is None:
             return
         d = copy.deepcopy(cached)
+        d["apiVersion"], d["kind"] = "apps/v1", "Deployment"  # list items may lack them
         sel = (d.get("spec") or {}).get("selector")
         if not sel or not (sel.get("matchLabels") or sel.get("matchExpressions")):
             if d["metadata"].get("generation", 0) != (d.get("status") or {}).get("observedGeneration"):

@@ -161,6 +161,7 @@ class ReplicaSetController(Controller):
         if rs is None:
             self.expectations.forget(key)
             return
+        rs = {**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}  # list items may lack them
         pods = await self._claim_pods(rs)
         active = [p for p in pods if podutil.is_active(p)]
         create_error = ""
