@@ -265,6 +265,9 @@ class DeploymentController(Controller):
         new = await self.client.update(REPLICASETS, new)
         if old_size != size:
             verb = "up" if size > old_size else "down"
+            log.info("deployment %s/%s: scaled %s replica set %s from %d to %d",
+                     d["metadata"]["namespace"], d["metadata"]["name"], verb,
+                     rs["metadata"]["name"], old_size, size)
             self.recorder.event(d, "Normal", "ScalingReplicaSet",
                                 f"Scaled {verb} replica set {rs['metadata']['name']} "
                                 f"from {old_size} to {size}")

@@ -219,6 +219,7 @@ class ReplicaSetController(Controller):
 
     async def _create_pods(self, key: str, rs: dict, count: int) -> str:
         from pybernetes.client.api import PODS
+        log.info("replicaset %s: creating %d pod(s)", key, count)
         self.expectations.expect(key, adds=count)
         pending = count
         for batch in podutil.slow_start_batches(count):
@@ -250,6 +251,7 @@ class ReplicaSetController(Controller):
         from pybernetes.client.api import PODS
         related = self._related_pods(rs)
         victims = podutil.pods_to_delete(active, count, related)
+        log.info("replicaset %s: deleting %s", key, ", ".join(p["metadata"]["name"] for p in victims))
         self.expectations.expect(key, dels=len(victims))
 
         async def delete(pod: dict) -> None:
