@@ -54,6 +54,21 @@ def run(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(manager.run(args.kubeconfig, names, args.leader_elect,
-                            args.root_ca_file))
+    asyncio.run(_until_signalled(manager.run(args.kubeconfig, names, args.leader_elect,
+                                             args.root_ca_file)))
     return 0
+
+
+async def _until_signalled(work) -> None:
+    """Run `work`; SIGTERM/SIGINT cancel it so its cleanup (closing watches, the
+    client) runs before the process exits."""
+    import asyncio
+    import signal
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

@@ -79,6 +79,7 @@ def controllers(cluster: Cluster) -> Iterator[subprocess.Popen]:
             proc.kill()
             proc.wait(5)
         readier.join(5)
+    assert proc.returncode == 0, "controller-manager did not stop cleanly on SIGTERM"
 
 
 @pytest.fixture
