@@ -152,7 +152,12 @@ class Controller:
 
     async def _worker(self) -> None:
         while True:
-            key = await self.queue.get()
+            try:
+                key = await self.queue.get()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a shut-down queue may raise instead of None
+                return
             if key is None:  # shut down
                 return
             try:
