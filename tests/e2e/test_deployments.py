@@ -31,6 +31,7 @@ class PodReadier(threading.Thread):
         self.cluster, self.delay = cluster, delay
         self.stopping = threading.Event()
         self.first_seen: dict[str, float] = {}
+        self.ips = 0
 
     def run(self) -> None:
         while not self.stopping.wait(0.1):
@@ -55,7 +56,10 @@ class PodReadier(threading.Thread):
                 continue
             ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             ready = {"type": "Ready", "status": "True", "lastTransitionTime": ts}
-            patch = {"status": {"phase": "Running", "conditions": [ready], "startTime": ts}}
+            self.ips += 1
+            ip = f"10.42.{self.ips // 250}.{self.ips % 250 + 2}"
+            patch = {"status": {"phase": "Running", "conditions": [ready], "startTime": ts,
+                                "podIP": ip, "podIPs": [{"ip": ip}]}}
             self.cluster.json("PATCH", f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}"
                               "/status", patch, content_type="application/merge-patch+json")
 
@@ -439,3 +443,36 @@ def test_rollout_survives_sigkilled_controller_manager(cluster: Cluster, kubectl
     assert len(pods(cluster, ns)) == 40
     rs = json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]
     assert sorted(r["spec"]["replicas"] for r in rs) == [0, 40]
+
+
+def test_service_endpoints_follow_ready_pods(cluster: Cluster, kubectl: Kubectl, ns: str):
+    docs = [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                      "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                          {"name": "c", "image": "nginx",
+                           "ports": [{"name": "http", "containerPort": 8080}]}]}}}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+             "spec": {"selector": {"app": "web"},
+                      "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}]
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                            "items": docs}))
+    rollout(kubectl, ns)
+    ips = sorted(p["status"]["podIP"] for p in pods(cluster, ns))
+
+    def endpoint_ips() -> list[str]:
+        ep = json.loads(kubectl("get", "endpoints", "web", "-n", ns, "-o", "json", check=False)
+                        or "{}")
+        return sorted(a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or [])
+    wait_for("3 endpoints", lambda: endpoint_ips() == ips)
+    out = kubectl("get", "endpoints", "web", "-n", ns)
+    assert ":8080" in out
+    slices = json.loads(kubectl("get", "endpointslices", "-n", ns, "-l",
+                                "kubernetes.io/service-name=web", "-o", "json"))["items"]
+    assert len(slices) == 1 and slices[0]["ports"][0]["port"] == 8080
+    assert sorted(e["addresses"][0] for e in slices[0]["endpoints"]) == ips
+    kubectl("scale", "deploy/web", "--replicas=1", "-n", ns)
+    wait_for("1 endpoint", lambda: len(endpoint_ips()) == 1)
+    kubectl("delete", "service", "web", "-n", ns)
+    wait_for("endpoints and slices gone", lambda: "NotFound" in kubectl.run(
+        "get", "endpoints", "web", "-n", ns, check=False).stderr and not json.loads(kubectl(
+            "get", "endpointslices", "-n", ns, "-o", "json"))["items"])
