@@ -19,11 +19,13 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.deployment import DeploymentController
     from pybernetes.controllers.endpoints import EndpointsController, EndpointSliceController
     from pybernetes.controllers.garbage_collector import GarbageCollector
+    from pybernetes.controllers.job import JobController
     from pybernetes.controllers.namespace import NamespaceController
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
     return {"deployment": DeploymentController, "endpoints": EndpointsController,
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
+            "job": JobController,
             "namespace": NamespaceController,
             "replicaset": ReplicaSetController, "serviceaccount": ServiceAccountController}
 

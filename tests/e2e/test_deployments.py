@@ -47,7 +47,7 @@ class PodReadier(threading.Thread):
         now = time.monotonic()
         for pod in body.get("items") or []:
             md, st = pod["metadata"], pod.get("status") or {}
-            if md.get("deletionTimestamp") or st.get("phase") == "Running":
+            if md.get("deletionTimestamp") or st.get("phase") in ("Running", "Succeeded", "Failed"):
                 continue
             if "never-ready" in pod["spec"]["containers"][0]["image"]:
                 continue  # a broken release: stays Pending
@@ -56,6 +56,15 @@ class PodReadier(threading.Thread):
                 continue
             ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             ready = {"type": "Ready", "status": "True", "lastTransitionTime": ts}
+            exit_code = (md.get("labels") or {}).get("e2e-exit")
+            if exit_code in ("0", "1"):  # a run-to-completion pod: finishes instead
+                phase = "Succeeded" if exit_code == "0" else "Failed"
+                done = {"type": "Ready", "status": "False", "lastTransitionTime": ts}
+                self.cluster.json("PATCH", f"/api/v1/namespaces/{md['namespace']}/pods/"
+                                  f"{md['name']}/status",
+                                  {"status": {"phase": phase, "conditions": [done]}},
+                                  content_type="application/merge-patch+json")
+                continue
             self.ips += 1
             ip = f"10.42.{self.ips // 250}.{self.ips % 250 + 2}"
             patch = {"status": {"phase": "Running", "conditions": [ready], "startTime": ts,
@@ -476,3 +485,44 @@ def test_service_endpoints_follow_ready_pods(cluster: Cluster, kubectl: Kubectl,
     wait_for("endpoints and slices gone", lambda: "NotFound" in kubectl.run(
         "get", "endpoints", "web", "-n", ns, check=False).stderr and not json.loads(kubectl(
             "get", "endpointslices", "-n", ns, "-o", "json"))["items"])
+
+
+def job_manifest(name: str, exit_code: str, **spec) -> str:
+    return json.dumps({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+                       "spec": {**spec, "template": {
+                           "metadata": {"labels": {"e2e-exit": exit_code}},
+                           "spec": {"restartPolicy": "Never",
+                                    "containers": [{"name": "c", "image": "busybox"}]}}}})
+
+
+def test_jobs_complete_fail_and_expire(cluster: Cluster, kubectl: Kubectl, ns: str):
+    kubectl("apply", "-n", ns, "-f", "-", input=job_manifest("pi", "0", completions=4,
+                                                               parallelism=2))
+    kubectl("wait", "--for=condition=complete", "job/pi", "-n", ns, "--timeout=30s", timeout=40)
+    job = json.loads(kubectl("get", "job", "pi", "-n", ns, "-o", "json"))
+    assert job["status"]["succeeded"] == 4 and "active" not in job["status"]
+    assert job["status"]["completionTime"] and job["status"]["startTime"]
+    assert [c["type"] for c in job["status"]["conditions"]] == ["SuccessCriteriaMet", "Complete"]
+    assert "1/1" not in kubectl("get", "job", "pi", "-n", ns)  # COMPLETIONS shows 4/4
+    assert "4/4" in kubectl("get", "job", "pi", "-n", ns)
+    events = kubectl("get", "events", "-n", ns)
+    assert "Created pod: pi-" in events and "Job completed" in events
+
+    kubectl("apply", "-n", ns, "-f", "-", input=job_manifest("idx", "0", completions=3,
+                                                               parallelism=3,
+                                                               completionMode="Indexed"))
+    kubectl("wait", "--for=condition=complete", "job/idx", "-n", ns, "--timeout=30s", timeout=40)
+    assert kubectl("get", "job", "idx", "-n", ns, "-o",
+                   "jsonpath={.status.completedIndexes}") == "0-2"
+    names = {p["metadata"]["name"].rsplit("-", 1)[0] for p in pods(cluster, ns, "job-name=idx")}
+    assert names == {"idx-0", "idx-1", "idx-2"}
+
+    kubectl("apply", "-n", ns, "-f", "-", input=job_manifest("bad", "1", backoffLimit=1))
+    kubectl("wait", "--for=condition=failed", "job/bad", "-n", ns, "--timeout=30s", timeout=40)
+    job = json.loads(kubectl("get", "job", "bad", "-n", ns, "-o", "json"))
+    assert job["status"]["failed"] == 2
+    failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
+
+    kubectl("apply", "-n", ns, "-f", "-", input=job_manifest("brief", "0", ttlSecondsAfterFinished=1))
+    kubectl("wait", "--for=delete", "job/brief", "-n", ns, "--timeout=30s", timeout=40)
