@@ -16,6 +16,7 @@ LEASE_NAME = "kube-controller-manager"
 
 
 def controller_classes() -> dict[str, type[Controller]]:
+    from pybernetes.controllers.cronjob import CronJobController
     from pybernetes.controllers.deployment import DeploymentController
     from pybernetes.controllers.endpoints import EndpointsController, EndpointSliceController
     from pybernetes.controllers.garbage_collector import GarbageCollector
@@ -23,7 +24,7 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.namespace import NamespaceController
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
-    return {"deployment": DeploymentController, "endpoints": EndpointsController,
+    return {"cronjob": CronJobController, "deployment": DeploymentController, "endpoints": EndpointsController,
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
             "job": JobController,
             "namespace": NamespaceController,

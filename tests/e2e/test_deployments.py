@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -526,3 +527,28 @@ def test_jobs_complete_fail_and_expire(cluster: Cluster, kubectl: Kubectl, ns: s
 
     kubectl("apply", "-n", ns, "-f", "-", input=job_manifest("brief", "0", ttlSecondsAfterFinished=1))
     kubectl("wait", "--for=delete", "job/brief", "-n", ns, "--timeout=30s", timeout=40)
+
+
+def test_cronjob_fires_on_the_minute(cluster: Cluster, kubectl: Kubectl, ns: str):
+    cj = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+          "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid",
+                   "jobTemplate": {"spec": {"template": {
+                       "metadata": {"labels": {"e2e-exit": "0"}},
+                       "spec": {"restartPolicy": "Never",
+                                "containers": [{"name": "c", "image": "busybox"}]}}}}}}
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(cj))
+    jobs = wait_for("a job from the schedule", lambda: json.loads(kubectl(
+        "get", "jobs", "-n", ns, "-o", "json"))["items"], timeout=75)
+    job = jobs[0]
+    assert job["metadata"]["ownerReferences"][0]["name"] == "tick"
+    scheduled = job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+    assert scheduled.endswith(":00Z")
+    minutes = int(datetime.fromisoformat(scheduled.replace("Z", "+00:00")).timestamp() // 60)
+    assert job["metadata"]["name"] == f"tick-{minutes}"
+    kubectl("wait", "--for=condition=complete", f"job/{job['metadata']['name']}", "-n", ns,
+            "--timeout=30s", timeout=40)
+    wait_for("lastSuccessfulTime", lambda: kubectl(
+        "get", "cronjob", "tick", "-n", ns, "-o", "jsonpath={.status.lastSuccessfulTime}"))
+    st = json.loads(kubectl("get", "cronjob", "tick", "-n", ns, "-o", "json"))["status"]
+    assert st["lastScheduleTime"] == scheduled and "active" not in st
+    assert f"Created job tick-{minutes}" in kubectl("get", "events", "-n", ns)
