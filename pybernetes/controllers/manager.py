@@ -24,11 +24,13 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.namespace import NamespaceController
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
+    from pybernetes.controllers.statefulset import StatefulSetController
     return {"cronjob": CronJobController, "deployment": DeploymentController, "endpoints": EndpointsController,
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
             "job": JobController,
             "namespace": NamespaceController,
-            "replicaset": ReplicaSetController, "serviceaccount": ServiceAccountController}
+            "replicaset": ReplicaSetController, "serviceaccount": ServiceAccountController,
+            "statefulset": StatefulSetController}
 
 
 def select(spec: str, known: list[str]) -> list[str]:

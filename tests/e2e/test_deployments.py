@@ -552,3 +552,42 @@ def test_cronjob_fires_on_the_minute(cluster: Cluster, kubectl: Kubectl, ns: str
     st = json.loads(kubectl("get", "cronjob", "tick", "-n", ns, "-o", "json"))["status"]
     assert st["lastScheduleTime"] == scheduled and "active" not in st
     assert f"Created job tick-{minutes}" in kubectl("get", "events", "-n", ns)
+
+
+def test_statefulset_orders_pods_keeps_claims_and_partitions(cluster: Cluster, kubectl: Kubectl,
+                                                             ns: str):
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+           "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [
+                        {"name": "c", "image": "postgres:15"}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}}}}]}}
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(sts))
+    kubectl("rollout", "status", "sts/db", "-n", ns, "--timeout=60s", timeout=70)
+    live = sorted(pods(cluster, ns, "app=db"), key=lambda p: p["metadata"]["name"])
+    assert [p["metadata"]["name"] for p in live] == ["db-0", "db-1", "db-2"]
+    created = [p["metadata"]["creationTimestamp"] for p in live]
+    started = [p["status"]["startTime"] for p in live]
+    assert created[1] >= started[0] and created[2] >= started[1]  # each waited for the last
+    assert live[1]["spec"]["hostname"] == "db-1" and live[1]["spec"]["subdomain"] == "db"
+    claims = {v["persistentVolumeClaim"]["claimName"] for p in live for v in p["spec"]["volumes"]
+              if "persistentVolumeClaim" in v}
+    assert claims == {"data-db-0", "data-db-1", "data-db-2"}
+    pvcs = kubectl("get", "pvc", "-n", ns, "-o", "name")
+    assert all(f"persistentvolumeclaim/{c}" in pvcs for c in claims)
+
+    kubectl("patch", "sts/db", "-n", ns, "-p",
+            '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":1}}}}')
+    kubectl("set", "image", "sts/db", "c=postgres:16", "-n", ns)
+    kubectl("rollout", "status", "sts/db", "-n", ns, "--timeout=60s", timeout=70)
+    images = {p["metadata"]["name"]: p["spec"]["containers"][0]["image"]
+              for p in pods(cluster, ns, "app=db")}
+    assert images == {"db-0": "postgres:15", "db-1": "postgres:16", "db-2": "postgres:16"}
+    revs = json.loads(kubectl("get", "controllerrevisions", "-n", ns, "-o", "json"))["items"]
+    assert sorted(r["revision"] for r in revs) == [1, 2]
+
+    kubectl("scale", "sts/db", "--replicas=1", "-n", ns)
+    wait_for("scaled to db-0", lambda: [p["metadata"]["name"]
+                                        for p in pods(cluster, ns, "app=db")] == ["db-0"])
+    assert "data-db-2" in kubectl("get", "pvc", "-n", ns, "-o", "name")  # claims are kept

@@ -10,13 +10,15 @@ from pybernetes.controllers.manager import controller_classes, select
 from pybernetes.controllers.namespace import content_conditions
 from pybernetes.controllers.serviceaccount import ca_from_kubeconfig
 
-KNOWN = ["cronjob", "deployment", "endpoints", "endpointslice", "garbagecollector", "job", "namespace", "replicaset", "serviceaccount"]
+KNOWN = ["cronjob", "deployment", "endpoints", "endpointslice", "garbagecollector", "job",
+         "namespace", "replicaset", "serviceaccount", "statefulset"]
 
 
 def test_controllers_flag_star_enable_disable():
     assert select("*", KNOWN) == KNOWN
     assert select("*,-deployment,-endpoints,-cronjob", KNOWN) == [
-        "endpointslice", "garbagecollector", "job", "namespace", "replicaset", "serviceaccount"]
+        "endpointslice", "garbagecollector", "job", "namespace", "replicaset", "serviceaccount",
+        "statefulset"]
     assert select("replicaset", KNOWN) == ["replicaset"]
     assert select("", KNOWN) == KNOWN
     with pytest.raises(ValueError, match="unknown controller"):
