@@ -17,6 +17,7 @@ LEASE_NAME = "kube-controller-manager"
 
 def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.cronjob import CronJobController
+    from pybernetes.controllers.daemonset import DaemonSetController
     from pybernetes.controllers.deployment import DeploymentController
     from pybernetes.controllers.endpoints import EndpointsController, EndpointSliceController
     from pybernetes.controllers.garbage_collector import GarbageCollector
@@ -25,7 +26,8 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
     from pybernetes.controllers.statefulset import StatefulSetController
-    return {"cronjob": CronJobController, "deployment": DeploymentController, "endpoints": EndpointsController,
+    return {"cronjob": CronJobController, "daemonset": DaemonSetController,
+            "deployment": DeploymentController, "endpoints": EndpointsController,
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
             "job": JobController,
             "namespace": NamespaceController,

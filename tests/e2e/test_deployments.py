@@ -14,6 +14,7 @@ from typing import Iterator
 
 import pytest
 
+from pybernetes.controllers.daemonset import target_node
 from tests.conftest import Cluster, Kubectl
 
 pytestmark = pytest.mark.kubectl
@@ -591,3 +592,33 @@ def test_statefulset_orders_pods_keeps_claims_and_partitions(cluster: Cluster, k
     wait_for("scaled to db-0", lambda: [p["metadata"]["name"]
                                         for p in pods(cluster, ns, "app=db")] == ["db-0"])
     assert "data-db-2" in kubectl("get", "pvc", "-n", ns, "-o", "name")  # claims are kept
+
+
+def test_daemonset_runs_one_pod_per_eligible_node(cluster: Cluster, kubectl: Kubectl, ns: str):
+    for i, taints in enumerate(([], [], [{"key": "dedicated", "value": "infra",
+                                          "effect": "NoSchedule"}])):
+        kubectl("apply", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "Node",
+             "metadata": {"name": f"ds-node-{i}", "labels": {"ds-test": "yes"}},
+             "spec": {"taints": taints}}))
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+          "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                   "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {
+                       "nodeSelector": {"ds-test": "yes"},
+                       "containers": [{"name": "c", "image": "agent:1"}]}}}}
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(ds))
+    kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s", timeout=70)
+
+    def placement() -> dict[str, str]:
+        return {target_node(p): p["spec"]["containers"][0]["image"]
+                for p in pods(cluster, ns, "app=agent")}
+    assert placement() == {"ds-node-0": "agent:1", "ds-node-1": "agent:1"}  # not the tainted one
+    st = json.loads(kubectl("get", "ds", "agent", "-n", ns, "-o", "json"))["status"]
+    assert (st["desiredNumberScheduled"], st["numberReady"], st["numberAvailable"]) == (2, 2, 2)
+    kubectl("set", "image", "ds/agent", "c=agent:2", "-n", ns)
+    kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s", timeout=70)
+    assert placement() == {"ds-node-0": "agent:2", "ds-node-1": "agent:2"}
+    kubectl("label", "node", "ds-node-1", "ds-test-")
+    wait_for("pod leaves the unlabelled node", lambda: set(placement()) == {"ds-node-0"})
+    for i in range(3):
+        kubectl("delete", "node", f"ds-node-{i}")

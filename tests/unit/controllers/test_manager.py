@@ -10,13 +10,13 @@ from pybernetes.controllers.manager import controller_classes, select
 from pybernetes.controllers.namespace import content_conditions
 from pybernetes.controllers.serviceaccount import ca_from_kubeconfig
 
-KNOWN = ["cronjob", "deployment", "endpoints", "endpointslice", "garbagecollector", "job",
+KNOWN = ["cronjob", "daemonset", "deployment", "endpoints", "endpointslice", "garbagecollector", "job",
          "namespace", "replicaset", "serviceaccount", "statefulset"]
 
 
 def test_controllers_flag_star_enable_disable():
     assert select("*", KNOWN) == KNOWN
-    assert select("*,-deployment,-endpoints,-cronjob", KNOWN) == [
+    assert select("*,-deployment,-endpoints,-cronjob,-daemonset", KNOWN) == [
         "endpointslice", "garbagecollector", "job", "namespace", "replicaset", "serviceaccount",
         "statefulset"]
     assert select("replicaset", KNOWN) == ["replicaset"]
