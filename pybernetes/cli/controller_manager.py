@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root-ca-file", default="", metavar="FILE",
                    help="CA published to every namespace as ConfigMap kube-root-ca.crt "
                         "(default: the kubeconfig's certificate authority)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=40.0, metavar="SECONDS",
+                   help="a node silent this long is marked Unknown and tainted unreachable "
+                        "(default: %(default)s)")
+    p.add_argument("--node-monitor-period", type=float, default=5.0, metavar="SECONDS",
+                   help="how often node heartbeats are checked (default: %(default)s)")
     flags.add_log_level(p)
     p.set_defaults(func=run)
 
@@ -43,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     from pybernetes.controllers import manager
     flags.setup_logging(args.log_level)
+    from pybernetes.controllers.node_lifecycle import NodeLifecycleController
+    NodeLifecycleController.grace_period = args.node_monitor_grace_period
+    NodeLifecycleController.monitor_period = args.node_monitor_period
     known = sorted(manager.controller_classes())
     try:
         names = manager.select(args.controllers, known)

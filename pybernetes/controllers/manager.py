@@ -23,6 +23,7 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.garbage_collector import GarbageCollector
     from pybernetes.controllers.job import JobController
     from pybernetes.controllers.namespace import NamespaceController
+    from pybernetes.controllers.node_lifecycle import NodeLifecycleController
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
     from pybernetes.controllers.statefulset import StatefulSetController
@@ -30,7 +31,7 @@ def controller_classes() -> dict[str, type[Controller]]:
             "deployment": DeploymentController, "endpoints": EndpointsController,
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
             "job": JobController,
-            "namespace": NamespaceController,
+            "namespace": NamespaceController, "nodelifecycle": NodeLifecycleController,
             "replicaset": ReplicaSetController, "serviceaccount": ServiceAccountController,
             "statefulset": StatefulSetController}
 

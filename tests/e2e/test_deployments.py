@@ -86,7 +86,8 @@ class Manager:
     def start(self) -> subprocess.Popen:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _MAIN, "controller-manager", "--kubeconfig",
-             self.cluster.kubeconfig, "--leader-elect"], cwd=REPO,
+             self.cluster.kubeconfig, "--leader-elect", "--node-monitor-grace-period=3",
+             "--node-monitor-period=0.5"], cwd=REPO,
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         return self.proc
 
@@ -622,3 +623,48 @@ def test_daemonset_runs_one_pod_per_eligible_node(cluster: Cluster, kubectl: Kub
     wait_for("pod leaves the unlabelled node", lambda: set(placement()) == {"ds-node-0"})
     for i in range(3):
         kubectl("delete", "node", f"ds-node-{i}")
+
+
+def test_silent_node_is_tainted_and_its_pods_evicted(cluster: Cluster, kubectl: Kubectl, ns: str):
+    def stamp(micro: bool = False) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + (".000000Z" if micro else "Z")
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Node",
+                                                  "metadata": {"name": "dying"}}))
+    ready = {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ok",
+             "lastHeartbeatTime": stamp(), "lastTransitionTime": stamp()}
+    status, body = cluster.json("PATCH", "/api/v1/nodes/dying/status",
+                                {"status": {"conditions": [ready]}},
+                                content_type="application/merge-patch+json")
+    assert status == 200, body
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": "dying", "namespace": "kube-node-lease"},
+             "spec": {"holderIdentity": "dying", "leaseDurationSeconds": 40, "renewTime": stamp(True)}}
+    kubectl("apply", "-f", "-", input=json.dumps(lease))
+    tolerant = {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                "effect": "NoExecute", "tolerationSeconds": 3}
+    # (without a toleration of its own a pod gets upstream's default: 300 s)
+    for name, tols in (("fragile", [dict(tolerant, tolerationSeconds=0)]),
+                       ("patient", [tolerant])):
+        kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+             "spec": {"nodeName": "dying", "tolerations": tols,
+                      "containers": [{"name": "c", "image": "nginx"}]}}))
+    time.sleep(1)
+    assert "unreachable" not in kubectl("get", "node", "dying", "-o", "jsonpath={.spec.taints}")
+    # the heartbeats stop: after the 3 s grace period the node goes Unknown and is tainted
+    wait_for("node Unknown", lambda: kubectl("get", "node", "dying", "-o",
+             'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == "Unknown", timeout=15)
+    taints = json.loads(kubectl("get", "node", "dying", "-o", "jsonpath={.spec.taints}"))
+    assert [(t["key"], t["effect"]) for t in taints] == [("node.kubernetes.io/unreachable",
+                                                           "NoExecute")]
+    tainted = time.monotonic()
+
+    def evicted(name: str) -> bool:
+        pod = json.loads(kubectl("get", "pod", name, "-n", ns, "-o", "json", check=False) or "{}")
+        return not pod or bool(pod["metadata"].get("deletionTimestamp"))
+    wait_for("fragile evicted", lambda: evicted("fragile"), timeout=10)
+    assert not evicted("patient")
+    wait_for("patient evicted after its toleration", lambda: evicted("patient"), timeout=10)
+    assert time.monotonic() - tainted >= 1.5
+    assert "Marking for deletion Pod" in kubectl("get", "events", "-n", ns)
+    kubectl("delete", "node", "dying", "--wait=false")
