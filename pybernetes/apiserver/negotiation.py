@@ -71,14 +71,67 @@ def decode_body(raw: bytes, content_type: str | None) -> Any:
             raise errors.bad_request(f"the body of the request could not be decoded as JSON: {e}")
     if media in (YAML, "application/x-yaml", "text/yaml", "application/apply-patch+yaml"):
         try:
-            return yaml.safe_load(raw)
+            return _load_yaml(raw)
         except yaml.YAMLError as e:
             raise errors.bad_request(f"the body of the request could not be decoded as YAML: {e}")
+        except RecursionError:
+            raise errors.bad_request("the body of the request could not be decoded as YAML: "
+                                     "it is nested too deeply")
     if media == "application/vnd.kubernetes.protobuf":
         # kubectl >= 1.32 sends built-in types this way and never falls back to JSON
         from ..machinery import protobuf
         return protobuf.decode(raw)
     raise errors.unsupported_media_type(media)
+
+
+# aliases let a small YAML document stand for a huge value ("billion laughs"); we refuse
+# documents that expand to more nodes than this, before building any Python value
+MAX_YAML_NODES = 1_000_000
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML -> JSON values only: timestamps stay strings (as in kubectl's YAML-to-JSON),
+    and !!binary, whose bytes have no JSON form, is refused."""
+
+
+def _refuse_binary(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    raise yaml.constructor.ConstructorError(None, None, "!!binary values are not supported",
+                                            node.start_mark)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+_Loader.add_constructor("tag:yaml.org,2002:binary", _refuse_binary)
+
+
+def _load_yaml(raw: bytes) -> Any:
+    loader = _Loader(raw)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise errors.bad_request("the body of the request could not be decoded as YAML: "
+                                     "its aliases expand to too many nodes")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """Node count with every alias expanded; memoised, so each node is visited once."""
+    if id(node) in seen:
+        if seen[id(node)] < 0:  # an alias inside its own anchor: no JSON value is cyclic
+            raise errors.bad_request("the body of the request could not be decoded as YAML: "
+                                     "an alias refers to its own anchor")
+        return seen[id(node)]
+    seen[id(node)] = -1
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(n, seen) for n in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+    seen[id(node)] = size
+    return size
 
 
 def encode(value: Any, media: str = JSON) -> bytes:

@@ -15,7 +15,7 @@ import orjson
 
 from ..admission.chain import Attributes
 from ..api.strategy import Strategy
-from ..machinery import errors, objectmeta
+from ..machinery import errors, objectmeta, schema
 from ..machinery.selectors import FieldSelector, LabelSelector
 from ..storage.store import CompactedError, ConflictError, KeyExistsError, KeyNotFoundError
 from ..storage.watch_cache import WatchCache
@@ -275,6 +275,7 @@ class ResourceStore:
             raise errors.bad_request(f"the API version in the data ({av}) does not match the "
                                      f"expected API version ({self.s.api_version()})")
         obj["apiVersion"], obj["kind"] = self.s.api_version(), self.s.kind
+        self._check_types(obj)
         md = obj.get("metadata")
         if md is None:
             md = obj["metadata"] = {}
@@ -295,6 +296,19 @@ class ResourceStore:
         if name is not None and not md.get("name"):
             md["name"] = name
         return obj
+
+    def _check_types(self, obj: dict) -> None:
+        """Wrong JSON types are a 400 before any strategy sees the object, like upstream's
+        decoder; JSON nulls decode to Go zero values."""
+        from ..machinery import fieldvalidation
+        name = schema.definition_name_for(self.s.group, self.s.version, self.s.kind)
+        if name is None:
+            return
+        problems = fieldvalidation.type_errors(obj, name)
+        if problems:
+            raise errors.bad_request(f'{self.s.kind} in version "{self.s.version}" cannot be '
+                                     f"handled as a {self.s.kind}: {problems[0]}")
+        fieldvalidation.zero_nulls(obj, name)
 
     def _validate_meta(self, obj: dict, old: dict | None) -> list:
         from ..machinery import validation

@@ -64,7 +64,7 @@ def list_options(request: web.Request) -> ListOptions:
     if q.get("fieldSelector"):
         opts.field_selector = FieldSelector.parse(q["fieldSelector"])
     try:
-        opts.limit = int(q.get("limit") or 0)
+        opts.limit = max(int(q.get("limit") or 0), 0)  # like upstream, a negative limit is none
     except ValueError:
         raise errors.bad_request(f"limit: Invalid value: {q.get('limit')!r}: must be an integer")
     opts.continue_token = q.get("continue", "")
@@ -333,6 +333,7 @@ async def delete_options(request: web.Request, limit: int) -> dict:
             body = negotiation.decode_body(raw, request.headers.get("Content-Type"))
             if not isinstance(body, dict):
                 raise errors.bad_request("the body of a delete must be a DeleteOptions object")
+            check_delete_options(body)
             options.update(body)
     q = request.query
     if "gracePeriodSeconds" in q:
@@ -349,3 +350,15 @@ async def delete_options(request: web.Request, limit: int) -> dict:
         raise errors.invalid("DeleteOptions", "", [errors.not_supported(
             "propagationPolicy", policy, ["Foreground", "Background", "Orphan"])])
     return options
+
+
+def check_delete_options(body: dict) -> None:
+    """Wrongly-typed DeleteOptions are a 400 (and delete nothing), like upstream's decoder."""
+    from ..machinery import fieldvalidation
+    problems = fieldvalidation.type_errors(body, DELETE_OPTIONS)
+    if problems:
+        raise errors.bad_request('DeleteOptions in version "v1" cannot be handled as a '
+                                 f"DeleteOptions: {problems[0]}")
+
+
+DELETE_OPTIONS = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"

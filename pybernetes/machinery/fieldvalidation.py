@@ -249,3 +249,56 @@ def _go_elem(node: Any) -> str:
     if "$ref" in node:
         return "v1." + sch.ref_name(node["$ref"]).rsplit(".", 1)[-1]
     return _GO_SCALAR.get(sch.plain_type(node) or "", "interface {}")
+
+
+_ZERO: dict[str, Any] = {"object": {}, "array": [], "string": "", "integer": 0, "number": 0,
+                         "boolean": False}
+
+
+def zero_nulls(obj: Any, schema_name: str) -> None:
+    """Decode JSON nulls like upstream's Go decoder, in place: a null struct field is
+    left unset (dropped) and a null list item or map value becomes its type's zero
+    value, so strategies never see None where they expect a dict or a string."""
+    root = sch.definition(schema_name)
+    if root is not None:
+        _nulls(obj, root)
+
+
+def _zero(node: dict | None) -> Any:
+    if not isinstance(node, dict):
+        return None
+    resolved = sch.resolve(node)
+    if resolved.get("x-kubernetes-preserve-unknown-fields") or \
+            resolved.get("x-kubernetes-int-or-string") or sch.any_of(resolved):
+        return None
+    z = _ZERO.get(sch.plain_type(resolved) or "")
+    return type(z)() if isinstance(z, (dict, list)) else z
+
+
+def _nulls(value: Any, node: dict) -> None:
+    resolved = sch.resolve(node)
+    if resolved.get("x-kubernetes-preserve-unknown-fields"):
+        return
+    if isinstance(value, dict):
+        props = resolved.get("properties") or {}
+        ap = resolved.get("additionalProperties")
+        for k in list(value):
+            sub = props.get(k)
+            if sub is None and isinstance(ap, dict):
+                if value[k] is None and (z := _zero(ap)) is not None:
+                    value[k] = z
+                sub = ap
+            elif value[k] is None and sub is not None:
+                del value[k]
+                continue
+            if sub is not None and isinstance(value[k], (dict, list)):
+                _nulls(value[k], sub)
+    elif isinstance(value, list):
+        items = resolved.get("items")
+        if not isinstance(items, dict):
+            return
+        for i, v in enumerate(value):
+            if v is None and (z := _zero(items)) is not None:
+                value[i] = v = z
+            if isinstance(v, (dict, list)):
+                _nulls(v, items)

@@ -265,7 +265,9 @@ def strategic_merge_patch(doc: dict, patch: dict, schema_name: str) -> dict:
             raise bad_request(str(e)) from None
         if e.code == 422:
             raise StatusError(422, "Invalid", str(e)) from None
-        raise StatusError(500, "InternalError", str(e)) from None
+        # upstream answers 500 for the remaining malformed patches; a client's bad patch
+        # must never look like a server fault here, so they are 400s
+        raise bad_request(str(e)) from None
 
 
 def _merge_map(original: Any, patch: dict, meta: _Meta) -> dict:
