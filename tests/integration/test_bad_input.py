@@ -4,13 +4,20 @@ and the server keeps serving correctly afterwards. Runs against a real server ov
 from __future__ import annotations
 
 import copy
+import glob
 import json
+import os
+import signal
+import ssl
+import threading
 import time
 import urllib.parse
 from typing import Any, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tests.conftest import start_cluster
 
 NS = "default"
 KINDS: dict[str, tuple[str, dict]] = {
@@ -399,3 +406,85 @@ def test_server_still_serves_after_the_abuse(cluster, baseline):
     status, got = cluster.json("GET", url + "/after")
     assert status == 200 and got["metadata"]["uid"] == body["metadata"]["uid"]
     assert cluster.proc.poll() is None
+
+
+# ----- a killed process ---------------------------------------------------------------------
+def apiserver_child(supervisor_pid: int) -> int | None:
+    """The pid of the supervisor's apiserver child, from /proc."""
+    for path in glob.glob(f"/proc/{supervisor_pid}/task/*/children"):
+        try:
+            pids = open(path).read().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if b"apiserver" in argv:
+                return int(pid)
+    return None
+
+
+def test_sigkill_during_creates_loses_nothing(tmp_path):
+    """SIGKILL the apiserver child mid-burst: the supervisor restarts it, every acknowledged
+    create is there with its uid, nothing is half-written, and the server serves again."""
+    cluster = start_cluster(tmp_path / "killed")
+    url = KINDS["configmaps"][0]
+    acked: dict[str, str] = {}
+    stop = threading.Event()
+
+    def creator(worker: int) -> None:
+        for i in range(2000):
+            if stop.is_set():
+                return
+            name = f"burst-{worker}-{i}"
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                    "data": {"payload": name * 50}}
+            try:
+                status, _, raw = cluster.request("POST", url, body, timeout=5)
+            except (OSError, ssl.SSLError):
+                time.sleep(0.05)  # the server is down: try the next name shortly
+                continue
+            if status == 201:
+                acked[name] = json.loads(raw)["metadata"]["uid"]
+
+    try:
+        old = apiserver_child(cluster.proc.pid)
+        assert old is not None
+        threads = [threading.Thread(target=creator, args=(w,), daemon=True) for w in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(acked) < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        before_kill = len(acked)
+        os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the restarted server acknowledges more
+            new = apiserver_child(cluster.proc.pid)
+            if new not in (None, old) and len(acked) > before_kill + 20:
+                break
+            time.sleep(0.1)
+        stop.set()
+        for t in threads:
+            t.join(15)
+        print(f"acked {before_kill} before the kill, {len(acked)} in all")
+        assert new not in (None, old), "the supervisor did not restart the apiserver"
+        assert len(acked) > before_kill, "no create succeeded after the restart"
+        status, body = cluster.json("GET", url)
+        assert status == 200
+        stored = {o["metadata"]["name"]: o for o in body["items"]
+                  if o["metadata"]["name"].startswith("burst-")}
+        for name, uid in acked.items():
+            assert name in stored, f"acknowledged create {name} was lost"
+            assert stored[name]["metadata"]["uid"] == uid
+        for name, obj in stored.items():  # in-flight creates are whole or absent
+            assert obj["data"] == {"payload": name * 50}
+            assert obj["metadata"]["uid"] and obj["metadata"]["resourceVersion"]
+        status, _ = cluster.json("POST", url, {"metadata": {"name": "after-kill"}})
+        assert status == 201
+        assert cluster.proc.poll() is None
+    finally:
+        stop.set()
+        cluster.stop()
