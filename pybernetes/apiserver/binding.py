@@ -16,10 +16,11 @@ if TYPE_CHECKING:
 
 async def handle_binding(h: "ResourceHandler", request: web.Request, info: RequestInfo,
                          rs: ResourceStore, ns: str) -> web.Response:
-    from .rest import context, json_response, read_body
+    from .rest import context, json_response, read_body, reject_wrong_types
     body, _ = await read_body(request, h.api.config.max_request_bytes)
     if not isinstance(body, dict) or body.get("kind", "Binding") != "Binding":
         raise errors.bad_request("the body must be a Binding object")
+    reject_wrong_types(body, "io.k8s.api.core.v1.Binding", "Binding", "v1")
     target = body.get("target") or {}
     node = target.get("name")
     if not node:

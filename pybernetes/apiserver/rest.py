@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..api.strategy import Strategy
-from ..machinery import errors, schema
+from ..machinery import errors, fieldvalidation, schema
 from ..machinery.printing import get_path
 from ..machinery.selectors import FieldSelector, LabelSelector
 from . import negotiation, table
@@ -99,7 +99,6 @@ def field_validation(request: web.Request, strategy: Strategy, obj: Any, raw: by
     name = schema.definition_name_for(strategy.group, strategy.version, strategy.kind)
     if name is None:
         return
-    from ..machinery import fieldvalidation
     problems = [f'unknown field "{p}"' for p in fieldvalidation.unknown_fields(obj, name)]
     if raw is not None:
         problems += [f'duplicate field "{p}"' for p in fieldvalidation.duplicate_fields(raw)]
@@ -317,6 +316,10 @@ class ResourceHandler:
         obj, _ = await read_body(request, self.api.config.max_request_bytes)
         if not isinstance(obj, dict):
             raise errors.bad_request(f"the body of the request must be a {strategy.kind} object")
+        name = schema.definition_name_for(strategy.group, strategy.version, strategy.kind)
+        if name:
+            reject_wrong_types(obj, name, strategy.kind, strategy.version)
+            fieldvalidation.zero_nulls(obj, name)
         user = request["user"]
         result = await strategy.handle_create(copy.deepcopy(obj), dataclasses.asdict(user))  # type: ignore[attr-defined]
         return json_response(result, 201)
@@ -354,11 +357,13 @@ async def delete_options(request: web.Request, limit: int) -> dict:
 
 def check_delete_options(body: dict) -> None:
     """Wrongly-typed DeleteOptions are a 400 (and delete nothing), like upstream's decoder."""
-    from ..machinery import fieldvalidation
-    problems = fieldvalidation.type_errors(body, DELETE_OPTIONS)
+    reject_wrong_types(body, "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+                       "DeleteOptions", "v1")
+
+
+def reject_wrong_types(body: Any, schema_name: str, kind: str, version: str) -> None:
+    """400 for a body with values of the wrong JSON type, worded like upstream's decoder."""
+    problems = fieldvalidation.type_errors(body, schema_name)
     if problems:
-        raise errors.bad_request('DeleteOptions in version "v1" cannot be handled as a '
-                                 f"DeleteOptions: {problems[0]}")
-
-
-DELETE_OPTIONS = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
+        raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a '
+                                 f"{kind}: {problems[0]}")

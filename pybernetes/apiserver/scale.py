@@ -43,7 +43,7 @@ def _set_path(obj: dict, path: tuple[str, ...], value: object) -> None:
 async def handle_scale(h: "ResourceHandler", request: web.Request, info: RequestInfo,
                        rs: ResourceStore, ns: str) -> web.Response:
     from .patching import apply_patch, patch_type
-    from .rest import context, json_response, read_body
+    from .rest import context, json_response, read_body, reject_wrong_types
     spec = rs.s.scale
     assert spec is not None
     if info.verb == "get":
@@ -61,6 +61,7 @@ async def handle_scale(h: "ResourceHandler", request: web.Request, info: Request
         scale = apply_patch(current, ptype, body, SCALE_SCHEMA) if ptype else body
         if not isinstance(scale, dict):
             raise errors.bad_request("the body must be a Scale object")
+        reject_wrong_types(scale, SCALE_SCHEMA, "Scale", "v1")
         want_rv = (scale.get("metadata") or {}).get("resourceVersion")
         if want_rv and want_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(rs.s.plural, info.name, errors.STALE_UPDATE, rs.s.group)

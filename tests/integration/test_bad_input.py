@@ -149,6 +149,47 @@ def test_nulls_decode_as_zero_values(cluster, baseline):
     assert counts(cluster) == baseline
 
 
+@pytest.mark.parametrize("spec", [[], "s", 5, [None], {"replicas": "3"}, {"replicas": -1},
+                                  {"replicas": 1.5}, {"replicas": [3]}])
+def test_scale_subresource_wrong_types(cluster, baseline, spec):
+    url, dep = KINDS["deployments"]
+    status, _ = cluster.json("POST", url, replaced(dep, ("metadata", "name"), "scaled"))
+    assert status == 201
+    try:
+        scale = {"apiVersion": "autoscaling/v1", "kind": "Scale",
+                 "metadata": {"name": "scaled"}, "spec": spec}
+        status, _, raw = cluster.request("PUT", url + "/scaled/scale", scale)
+        assert status in (400, 422) and assert_status(status, raw)
+        status, _, raw = cluster.request("PATCH", url + "/scaled/scale", {"spec": spec},
+                                         content_type="application/merge-patch+json")
+        assert status in (400, 422) and assert_status(status, raw)
+        _, got = cluster.json("GET", url + "/scaled")
+        assert got["spec"]["replicas"] == 1
+    finally:
+        assert cluster.json("DELETE", url + "/scaled?propagationPolicy=Background")[0] == 200
+    deadline = time.monotonic() + 10
+    while cluster.json("GET", url + "/scaled")[0] != 404 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("path,body", [
+    (f"{POD_URL}/victim/binding", {"target": "node-1"}),
+    (f"{POD_URL}/victim/binding", {"target": {"name": 5}}),
+    (f"{POD_URL}/victim/binding", {"metadata": [], "target": {"name": "n"}}),
+    ("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {"spec": 5}),
+    ("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+     {"spec": {"resourceAttributes": "pods"}}),
+    ("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {"spec": {"nonResourceAttributes": [None]}}),
+    ("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {"token": 5}}),
+    ("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": None}),
+])
+def test_subresources_and_reviews_wrong_types(cluster, baseline, path, body):
+    status, _, raw = cluster.request("POST", path, body)
+    assert_status(status, raw, allowed=(201,))
+    _, pod = cluster.json("GET", POD_URL + "/victim")
+    assert not pod["spec"].get("nodeName")
+
+
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
     | st.text(max_size=30),
