@@ -70,7 +70,9 @@ EVENT = {"apiVersion": "v1", "kind": "Event",
 def test_event_row_field_labels_and_namespace_rule():
     s = EventStrategy()
     assert s.storage_resource == "events"
-    assert s.table_row(EVENT) == ["10m", "Normal", "Pulled", "pod/web", "spec.containers{web}",
+    # ages are relative to now, not to import time (xdist may run this minutes later)
+    event = {**EVENT, "firstTimestamp": ago(3 * 3600), "lastTimestamp": ago(600)}
+    assert s.table_row(event) == ["10m", "Normal", "Pulled", "pod/web", "spec.containers{web}",
                                   "kubelet, n1", "Successfully pulled image", "3h", 3, "web.1"]
     assert [c.name for c in s.columns if c.priority == 0] == [
         "Last Seen", "Type", "Reason", "Object", "Message"]
