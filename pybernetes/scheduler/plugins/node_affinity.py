@@ -1,0 +1,84 @@
+"""NodeAffinity: spec.nodeSelector and requiredDuringScheduling node affinity decide
+which nodes may take the pod; preferred terms add their weights to a node's score."""
+from __future__ import annotations
+
+from pybernetes.scheduler.cache import NodeInfo, PodInfo
+from pybernetes.scheduler.framework import Plugin, Status, default_normalize, unresolvable
+
+REASON = "node(s) didn't match Pod's node affinity/selector"
+
+
+def _int(s: str | None) -> int | None:
+    try:
+        return int(s) if s is not None else None
+    except ValueError:
+        return None
+
+
+def expr_matches(expr: dict, value: str | None) -> bool:
+    op, vals = expr.get("operator"), expr.get("values") or []
+    if op == "In":
+        return value is not None and value in vals
+    if op == "NotIn":
+        return value is None or value not in vals
+    if op == "Exists":
+        return value is not None
+    if op == "DoesNotExist":
+        return value is None
+    if op in ("Gt", "Lt") and len(vals) == 1:
+        have, bound = _int(value), _int(vals[0])
+        if have is None or bound is None:
+            return False
+        return have > bound if op == "Gt" else have < bound
+    return False
+
+
+def term_matches(term: dict, node: dict) -> bool:
+    """A NodeSelectorTerm: all its expressions and fields must hold; an empty term
+    matches nothing."""
+    exprs, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
+    if not exprs and not fields:
+        return False
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if not all(expr_matches(e, labels.get(e.get("key", ""))) for e in exprs):
+        return False
+    node_fields = {"metadata.name": node["metadata"]["name"]}
+    return all(expr_matches(f, node_fields.get(f.get("key", ""))) for f in fields)
+
+
+def required_matches(pod_spec: dict, node: dict) -> bool:
+    """nodeSelector AND (any of the required terms), as upstream's RequiredNodeAffinity."""
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    for k, v in (pod_spec.get("nodeSelector") or {}).items():
+        if labels.get(k) != v:
+            return False
+    req = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
+           .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    if req is None:
+        return True
+    return any(term_matches(t, node) for t in req.get("nodeSelectorTerms") or [])
+
+
+class NodeAffinity(Plugin):
+    name = "NodeAffinity"
+    weight = 2
+
+    def filter(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:
+        spec = pod.pod.get("spec") or {}
+        if (spec.get("nodeSelector") or spec.get("affinity")) and \
+                not required_matches(spec, node.node or {}):
+            return unresolvable(REASON)
+        return None
+
+    def pre_score(self, state: dict, pod: PodInfo, nodes: list[NodeInfo]) -> bool:
+        prefs = ((pod.affinity.get("nodeAffinity") or {})
+                 .get("preferredDuringSchedulingIgnoredDuringExecution") or [])
+        state["na.preferred"] = prefs
+        return bool(prefs)
+
+    def score(self, state: dict, pod: PodInfo, node: NodeInfo) -> int:
+        return sum(int(p.get("weight") or 0) for p in state["na.preferred"]
+                   if term_matches(p.get("preference") or {}, node.node or {}))
+
+    def normalize(self, state: dict, pod: PodInfo, scores: dict[str, int]) -> None:
+        default_normalize(scores)
