@@ -76,6 +76,8 @@ class PodInfo:
     non_zero_memory: int
     ports: list[tuple[str, str, int]]
     priority: int
+    affinity: dict
+    required_anti: bool   # has required pod anti-affinity (others must check it)
 
     @classmethod
     def of(cls, pod: dict) -> "PodInfo":
@@ -84,8 +86,11 @@ class PodInfo:
         ports = [((p.get("protocol") or "TCP"), p.get("hostIP") or "0.0.0.0", int(p["hostPort"]))
                  for c in spec.get("containers") or [] for p in c.get("ports") or []
                  if p.get("hostPort")]
+        aff = spec.get("affinity") or {}
+        anti = (aff.get("podAntiAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
         return cls(pod, pod_key(pod), req, req.get("cpu") or DEFAULT_MILLI_CPU,
-                   req.get("memory") or DEFAULT_MEMORY, ports, int(spec.get("priority") or 0))
+                   req.get("memory") or DEFAULT_MEMORY, ports, int(spec.get("priority") or 0),
+                   aff, bool(anti))
 
     @property
     def labels(self) -> dict:
@@ -94,10 +99,6 @@ class PodInfo:
     @property
     def namespace(self) -> str:
         return self.pod["metadata"].get("namespace") or ""
-
-    @property
-    def affinity(self) -> dict:
-        return (self.pod.get("spec") or {}).get("affinity") or {}
 
 
 @dataclass
@@ -110,29 +111,31 @@ class NodeInfo:
     non_zero_memory: int = 0
     used_ports: dict[tuple[str, str, int], int] = field(default_factory=dict)
     allocatable: dict[str, int] = field(default_factory=dict)
+    anti_pods: dict[str, PodInfo] = field(default_factory=dict)  # with required anti-affinity
+    labels: dict = field(default_factory=dict)
+    taints: list = field(default_factory=list)
+    unschedulable: bool = False
 
     def set_node(self, node: dict) -> None:
         self.node = node
+        self.labels = (node.get("metadata") or {}).get("labels") or {}
+        self.taints = (node.get("spec") or {}).get("taints") or []
+        self.unschedulable = bool((node.get("spec") or {}).get("unschedulable"))
         alloc = (node.get("status") or {}).get("allocatable") or \
             (node.get("status") or {}).get("capacity") or {}
         self.allocatable = {k: _amount(k, q) for k, q in alloc.items()}
 
-    @property
-    def labels(self) -> dict:
-        return ((self.node or {}).get("metadata") or {}).get("labels") or {}
-
-    @property
-    def taints(self) -> list[dict]:
-        return ((self.node or {}).get("spec") or {}).get("taints") or []
-
     def add_pod(self, pi: PodInfo) -> None:
         self._account(pi, 1)
         self.pods[pi.key] = pi
+        if pi.required_anti:
+            self.anti_pods[pi.key] = pi
 
     def remove_pod(self, key: str) -> PodInfo | None:
         pi = self.pods.pop(key, None)
         if pi is not None:
             self._account(pi, -1)
+            self.anti_pods.pop(key, None)
         return pi
 
     def _account(self, pi: PodInfo, sign: int) -> None:

@@ -23,6 +23,10 @@ class Status:
     plugin: str = ""
 
 
+# pre_filter's answer when the plugin has nothing to check for this pod: its filter is skipped.
+SKIP = Status("Skip")
+
+
 def unschedulable(*reasons: str) -> Status:
     return Status(UNSCHEDULABLE, list(reasons))
 
@@ -108,15 +112,19 @@ class Framework:
         self.scorers = [p for p in plugins if type(p).score is not Plugin.score]
 
     def run_pre_filter(self, state: dict, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
+        skipped = set()
         for p in self.plugins:
             st = p.pre_filter(state, pod, nodes)
-            if st is not None:
+            if st is SKIP:
+                skipped.add(p.name)
+            elif st is not None:
                 st.plugin = p.name
                 return st
+        state["_filters"] = [p for p in self.filters if p.name not in skipped]
         return None
 
     def run_filters(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:
-        for p in self.filters:
+        for p in state.get("_filters", self.filters):
             st = p.filter(state, pod, node)
             if st is not None:
                 st.plugin = p.name

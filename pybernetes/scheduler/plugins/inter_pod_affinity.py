@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pybernetes.machinery.selectors import LabelSelector
 from pybernetes.scheduler.cache import NodeInfo, PodInfo
-from pybernetes.scheduler.framework import Plugin, Status, unresolvable, unschedulable
+from pybernetes.scheduler.framework import SKIP, Plugin, Status, unresolvable, unschedulable
 
 AFFINITY = "node(s) didn't match pod affinity rules"
 ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
@@ -65,13 +65,16 @@ class InterPodAffinity(Plugin):
         anti_counts: dict[tuple[str, str], int] = {}
         for ni in nodes:
             labels = ni.labels
-            for other in ni.pods.values():
-                if other.affinity.get("podAntiAffinity"):
-                    for t in terms(other, "podAntiAffinity", REQUIRED):
-                        if t.topology_key in labels and t.matches(pod):
-                            _inc(existing, t.topology_key, labels[t.topology_key])
-                _count(aff, other, labels, aff_counts, all_terms=True)
-                _count(anti, other, labels, anti_counts, all_terms=False)
+            for other in ni.anti_pods.values():
+                for t in terms(other, "podAntiAffinity", REQUIRED):
+                    if t.topology_key in labels and t.matches(pod):
+                        _inc(existing, t.topology_key, labels[t.topology_key])
+            if aff or anti:  # only then every pod matters
+                for other in ni.pods.values():
+                    _count(aff, other, labels, aff_counts, all_terms=True)
+                    _count(anti, other, labels, anti_counts, all_terms=False)
+        if not (aff or anti or existing):
+            return SKIP
         state["ipa"] = (aff, anti, existing, aff_counts, anti_counts)
         return None
 

@@ -3,7 +3,8 @@ which nodes may take the pod; preferred terms add their weights to a node's scor
 from __future__ import annotations
 
 from pybernetes.scheduler.cache import NodeInfo, PodInfo
-from pybernetes.scheduler.framework import Plugin, Status, default_normalize, unresolvable
+from pybernetes.scheduler.framework import (SKIP, Plugin, Status, default_normalize,
+                                            unresolvable)
 
 REASON = "node(s) didn't match Pod's node affinity/selector"
 
@@ -63,10 +64,12 @@ class NodeAffinity(Plugin):
     name = "NodeAffinity"
     weight = 2
 
-    def filter(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:
+    def pre_filter(self, state: dict, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
         spec = pod.pod.get("spec") or {}
-        if (spec.get("nodeSelector") or spec.get("affinity")) and \
-                not required_matches(spec, node.node or {}):
+        return None if spec.get("nodeSelector") or pod.affinity.get("nodeAffinity") else SKIP
+
+    def filter(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if not required_matches(pod.pod.get("spec") or {}, node.node or {}):
             return unresolvable(REASON)
         return None
 

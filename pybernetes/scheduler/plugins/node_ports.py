@@ -3,7 +3,7 @@ bind different, specific host IPs."""
 from __future__ import annotations
 
 from pybernetes.scheduler.cache import NodeInfo, PodInfo
-from pybernetes.scheduler.framework import Plugin, Status, unschedulable
+from pybernetes.scheduler.framework import SKIP, Plugin, Status, unschedulable
 
 REASON = "node(s) didn't have free ports for the requested pod ports"
 ANY_IP = "0.0.0.0"
@@ -18,6 +18,9 @@ def conflicts(want: tuple[str, str, int], used: dict[tuple[str, str, int], int])
 
 class NodePorts(Plugin):
     name = "NodePorts"
+
+    def pre_filter(self, state: dict, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
+        return None if pod.ports else SKIP
 
     def filter(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:
         if pod.ports and node.used_ports and any(conflicts(p, node.used_ports) for p in pod.ports):

@@ -14,7 +14,7 @@ class NodeUnschedulable(Plugin):
     name = "NodeUnschedulable"
 
     def filter(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:
-        if ((node.node or {}).get("spec") or {}).get("unschedulable") and \
+        if node.unschedulable and \
                 not tolerated(tolerations_of(pod), TAINT):
             return unresolvable(REASON)
         return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pybernetes.machinery.selectors import LabelSelector
 from pybernetes.scheduler.cache import NodeInfo, PodInfo
-from pybernetes.scheduler.framework import Plugin, Status, unresolvable, unschedulable
+from pybernetes.scheduler.framework import SKIP, Plugin, Status, unresolvable, unschedulable
 from pybernetes.scheduler.plugins.node_affinity import required_matches
 from pybernetes.scheduler.plugins.taint_toleration import tolerated, tolerations_of
 
@@ -78,7 +78,9 @@ class PodTopologySpread(Plugin):
 
     def pre_filter(self, state: dict, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
         cs = constraints(pod, "DoNotSchedule")
-        state["pts"] = (cs, count_domains(pod, cs, nodes) if cs else [])
+        if not cs:
+            return SKIP
+        state["pts"] = (cs, count_domains(pod, cs, nodes))
         return None
 
     def filter(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:

@@ -28,6 +28,8 @@ class TaintToleration(Plugin):
     weight = 3
 
     def filter(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if not node.taints:
+            return None
         tols = tolerations_of(pod)
         for taint in node.taints:
             if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerated(tols, taint):
