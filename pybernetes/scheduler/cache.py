@@ -156,6 +156,10 @@ class Cache:
         self.nodes: dict[str, NodeInfo] = {}
         self.pod_node: dict[str, str] = {}
         self.assumed: dict[str, float | None] = {}  # key -> expiry once binding finished
+        # Pods that preempted others and wait for the room: node -> key -> PodInfo. Pods of
+        # lower or equal priority must leave that room free (upstream's nominator).
+        self.nominated: dict[str, dict[str, PodInfo]] = {}
+        self.nominated_node: dict[str, str] = {}
         self.clock = clock
 
     # ----- nodes -----
@@ -180,6 +184,7 @@ class Cache:
         """An assigned pod seen by the informer (confirms an assumed one)."""
         key = pod_key(pod)
         self.assumed.pop(key, None)
+        self.unnominate(key)
         self._place(PodInfo.of(pod), pod["spec"]["nodeName"])
 
     def remove_pod(self, key: str) -> None:
@@ -191,6 +196,7 @@ class Cache:
                 del self.nodes[node]
 
     def assume(self, pi: PodInfo, node: str) -> None:
+        self.unnominate(pi.key)
         self.assumed[pi.key] = None
         self._place(pi, node)
 
@@ -210,6 +216,25 @@ class Cache:
         for key, deadline in list(self.assumed.items()):
             if deadline is not None and deadline < now:
                 self.remove_pod(key)
+
+    # ----- nominated pods -----
+    def nominate(self, pi: PodInfo, node: str | None) -> None:
+        self.unnominate(pi.key)
+        if node:
+            self.nominated.setdefault(node, {})[pi.key] = pi
+            self.nominated_node[pi.key] = node
+
+    def unnominate(self, key: str) -> None:
+        node = self.nominated_node.pop(key, None)
+        if node is not None:
+            self.nominated[node].pop(key, None)
+            if not self.nominated[node]:
+                del self.nominated[node]
+
+    def nominated_for(self, node: str, pod: PodInfo) -> list[PodInfo]:
+        """Nominated pods on `node` that `pod` must leave room for."""
+        return [o for k, o in (self.nominated.get(node) or {}).items()
+                if k != pod.key and o.priority >= pod.priority]
 
     def _place(self, pi: PodInfo, node: str) -> None:
         old = self.pod_node.get(pi.key)

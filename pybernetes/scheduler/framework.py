@@ -124,6 +124,25 @@ class Framework:
         return None
 
     def run_filters(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if self.cache.nominated:
+            waiting = self.cache.nominated_for(node.name, pod)
+            if waiting:
+                return self._filter_with(state, pod, node, waiting)
+        return self._filter(state, pod, node)
+
+    def _filter_with(self, state: dict, pod: PodInfo, node: NodeInfo,
+                     waiting: list[PodInfo]) -> Status | None:
+        """Filter as if the nominated pods were already there (and as they are now)."""
+        for o in waiting:
+            node.add_pod(o)
+        try:
+            st = self._filter(state, pod, node)
+        finally:
+            for o in waiting:
+                node.remove_pod(o.key)
+        return st or self._filter(state, pod, node)
+
+    def _filter(self, state: dict, pod: PodInfo, node: NodeInfo) -> Status | None:
         for p in state.get("_filters", self.filters):
             st = p.filter(state, pod, node)
             if st is not None:

@@ -88,7 +88,17 @@ class Scheduler:
                 self.cache.add_pod(pod)
                 self.queue.move_all(_has_pod_affinity)
         elif self._mine(pod) and not deleting(pod):
+            self._track_nomination(pod)
             self.queue.add(pod, pod_key(pod))
+
+    def _track_nomination(self, pod: dict) -> None:
+        node = (pod.get("status") or {}).get("nominatedNodeName")
+        key = pod_key(pod)
+        if node:
+            if self.cache.nominated_node.get(key) != node:
+                self.cache.nominate(PodInfo.of(pod), node)
+        elif key in self.cache.nominated_node:
+            self.cache.unnominate(key)
 
     def _pod_updated(self, old: dict, new: dict) -> None:
         key = pod_key(new)
@@ -101,12 +111,15 @@ class Scheduler:
         elif self._mine(new):
             if deleting(new):
                 self.queue.delete(key)
+                self.cache.unnominate(key)
             else:
+                self._track_nomination(new)
                 self.queue.update(new, key, pending_change(old, new))
 
     def _pod_deleted(self, pod: dict) -> None:
         key = pod_key(pod)
         self.queue.delete(key)
+        self.cache.unnominate(key)
         self._pod_gone(key)
 
     def _pod_gone(self, key: str) -> None:
@@ -174,6 +187,8 @@ class Scheduler:
             self.cache.assume(pi, res.node)
             self._spawn(self._bind(pi, res.node))
         else:
+            if res.nominated:
+                self.cache.nominate(pi, res.nominated)
             self.queue.failed(pi.key, unschedulable=True)
             self._spawn(self._unschedulable(pi, res))
 

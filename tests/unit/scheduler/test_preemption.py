@@ -36,3 +36,18 @@ def test_nominated_node_is_tried_first():
     p = pod("n", cpu="100m")
     p["status"]["nominatedNodeName"] = "c"
     assert place(fw, p) == "c"
+
+
+def test_room_made_by_preemption_is_kept_for_the_nominated_pod():
+    from pybernetes.scheduler.cache import PodInfo
+    fw = cluster(node("a", cpu="1"), node("b", cpu="1"),
+                 pods=(pod("hog", cpu="1", node_name="b"),))
+    vip = PodInfo.of(pod("vip", cpu="1", priority=100))
+    fw.cache.nominate(vip, "a")
+    # an equally or less important pod must not take the nominated room
+    assert schedule(fw, pod("sneaky", cpu="500m", priority=100)).node is None
+    # a more important one may
+    assert schedule(fw, pod("vvip", cpu="500m", priority=1000)).node == "a"
+    # the nominated pod itself fits there; once assumed its nomination ends
+    assert place(fw, pod("vip", cpu="1", priority=100)) == "a"
+    assert fw.cache.nominated == {}
