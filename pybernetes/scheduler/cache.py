@@ -87,7 +87,8 @@ class PodInfo:
                  for c in spec.get("containers") or [] for p in c.get("ports") or []
                  if p.get("hostPort")]
         aff = spec.get("affinity") or {}
-        anti = (aff.get("podAntiAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+        anti = ((aff.get("podAntiAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution"))
         return cls(pod, pod_key(pod), req, req.get("cpu") or DEFAULT_MILLI_CPU,
                    req.get("memory") or DEFAULT_MEMORY, ports, int(spec.get("priority") or 0),
                    aff, bool(anti))

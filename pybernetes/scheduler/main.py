@@ -200,7 +200,8 @@ class Scheduler:
     async def _bind(self, pi: PodInfo, node: str) -> None:
         md = pi.pod["metadata"]
         body = {"apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": md["name"], "namespace": md["namespace"], "uid": md.get("uid")},
+                "metadata": {"name": md["name"], "namespace": md["namespace"],
+                             "uid": md.get("uid")},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         async with self.binds:
             try:

@@ -129,6 +129,7 @@ def test_node_selector_taints_and_anti_affinity(kubectl: Kubectl, ns: str):
     add_node(kubectl, "ssd-1", labels={"disk": "ssd"})
     add_node(kubectl, "gpu-1", taints=[{"key": "gpu", "value": "true", "effect": "NoSchedule"}])
     add_pod(kubectl, ns, "needs-ssd", nodeSelector={"disk": "ssd"})
+    add_pod(kubectl, ns, "not-mine", schedulerName="my-scheduler")
     add_pod(kubectl, ns, "tolerant", nodeSelector={"kubernetes.io/hostname": "gpu-1"},
             tolerations=[{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}])
     anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
@@ -140,6 +141,9 @@ def test_node_selector_taints_and_anti_affinity(kubectl: Kubectl, ns: str):
     assert where["needs-ssd"] == "ssd-1" and where["tolerant"] == "gpu-1"
     # the gpu node's taint keeps the db pods on the two untainted nodes, one each
     assert sorted(where[n] for n in dbs) == ["plain-1", "ssd-1"]
+    # a pod for another scheduler is left alone
+    assert where["not-mine"] == ""
+    assert "not-mine" not in kubectl("get", "events", "-n", ns)
 
     add_pod(kubectl, ns, "db-2", labels={"app": "db"}, affinity=anti)
     want = ("0/3 nodes are available: 1 node(s) had untolerated taint {gpu: true}, "

@@ -84,7 +84,8 @@ class InterPodAffinity(Plugin):
         if existing and any((k, v) in existing for k, v in labels.items()):
             return unschedulable(EXISTING_ANTI)
         for t in anti:
-            if t.topology_key in labels and anti_counts.get((t.topology_key, labels[t.topology_key])):
+            value = labels.get(t.topology_key)
+            if value is not None and anti_counts.get((t.topology_key, value)):
                 return unschedulable(ANTI_AFFINITY)
         if aff and not _affinity_ok(pod, aff, aff_counts, labels):
             return unresolvable(AFFINITY)

@@ -18,9 +18,10 @@ class NodeResourcesFit(Plugin):
         return True
 
     def score(self, state: dict, pod: PodInfo, node: NodeInfo) -> int:
-        return (least_allocated(node.non_zero_cpu + pod.non_zero_cpu, node.allocatable.get("cpu", 0))
-                + least_allocated(node.non_zero_memory + pod.non_zero_memory,
-                                  node.allocatable.get("memory", 0))) // 2
+        cpu = least_allocated(node.non_zero_cpu + pod.non_zero_cpu, node.allocatable.get("cpu", 0))
+        memory = least_allocated(node.non_zero_memory + pod.non_zero_memory,
+                                 node.allocatable.get("memory", 0))
+        return (cpu + memory) // 2
 
 
 def insufficient(pod: PodInfo, node: NodeInfo) -> list[str]:
