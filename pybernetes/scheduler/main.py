@@ -214,7 +214,7 @@ class Scheduler:
         self.queue.scheduled(pi.key)
         self.bound += 1
         log.info("bound %s to %s", pi.key, node)
-        self.recorder.event(pi.pod, "Normal", "Scheduled",
+        self.recorder.event(_ref(pi.pod), "Normal", "Scheduled",
                             f"Successfully assigned {pi.key} to {node}")
 
     def _bind_failed(self, pi: PodInfo, err: Exception) -> None:
@@ -225,7 +225,8 @@ class Scheduler:
             return
         log.warning("binding %s failed: %s", pi.key, err)
         self.queue.failed(pi.key, unschedulable=False)
-        self.recorder.event(pi.pod, "Warning", "FailedScheduling", f"Binding rejected: {err}")
+        self.recorder.event(_ref(pi.pod), "Warning", "FailedScheduling",
+                            f"Binding rejected: {err}")
 
     async def _unschedulable(self, pi: PodInfo, res: Result) -> None:
         assert res.error is not None
@@ -233,14 +234,14 @@ class Scheduler:
         log.info("unable to schedule %s: %s", pi.key, msg)
         if res.nominated:
             await self._preempt(pi, res)
-        self.recorder.event(pi.pod, "Warning", "FailedScheduling", msg)
+        self.recorder.event(_ref(pi.pod), "Warning", "FailedScheduling", msg)
         await self._set_condition(pi, msg, res.nominated)
 
     async def _preempt(self, pi: PodInfo, res: Result) -> None:
         for v in res.victims:
             vmd = v.pod["metadata"]
             grace = (v.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
-            self.recorder.event(v.pod, "Normal", "Preempted",
+            self.recorder.event(_ref(v.pod), "Normal", "Preempted",
                                 f"Preempted by pod {pi.pod['metadata'].get('uid')} "
                                 f"on node {res.nominated}")
             try:
@@ -281,6 +282,11 @@ class Scheduler:
         while True:
             await asyncio.sleep(5)
             self.cache.expire()
+
+
+def _ref(pod: dict) -> dict:
+    """Items of a List may lack apiVersion/kind; events need them for involvedObject."""
+    return {**pod, "apiVersion": "v1", "kind": "Pod"}
 
 
 def _has_pod_affinity(pod: dict) -> bool:

@@ -43,6 +43,7 @@ class SchedulingQueue:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._closed = False
+        self._stale_check = 0.0
 
     def __len__(self) -> int:
         return len(self.in_active) + len(self.in_backoff) + len(self.unschedulable)
@@ -139,6 +140,9 @@ class SchedulingQueue:
             if key in self.in_backoff:
                 self.in_backoff.discard(key)
                 self._activate(self.pods[key])
+        if now - self._stale_check < 1.0:  # scanning the set on every pop would be quadratic
+            return
+        self._stale_check = now
         for key in [k for k in self.unschedulable
                     if now - self.pods[k].failed_at > MAX_IN_UNSCHEDULABLE]:
             self.unschedulable.discard(key)

@@ -91,3 +91,16 @@ async def test_status_only_update_does_not_requeue():
     assert q.unschedulable == {"default/p"}
     q.update(pod("p", cpu="1"), "default/p", relevant=True)
     assert not q.unschedulable and "default/p" in q.in_active
+
+
+async def test_unschedulable_pods_are_retried_after_five_minutes_anyway():
+    clock = Clock()
+    q = SchedulingQueue(clock=clock)
+    q.add(pod("p"), "default/p")
+    q.failed((await q.pop()).key)
+    clock.t += 299
+    q.flush()
+    assert q.unschedulable == {"default/p"}
+    clock.t += 2
+    q.flush()
+    assert not q.unschedulable and "default/p" in q.in_active
