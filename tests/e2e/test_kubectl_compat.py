@@ -491,3 +491,108 @@ def test_apply_kustomize_and_events(k: K, tmp_path) -> None:
     assert "hello from the sweep" in events
     out = k("events")
     assert "hello from the sweep" in out and "ConfigMap/kz-kcm" in out
+
+
+WIDE_HEADERS = {
+    "deployments": ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES",
+                    "SELECTOR"],
+    "jobs": ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE", "CONTAINERS", "IMAGES",
+             "SELECTOR"],
+    "services": ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"],
+    "rolebindings": ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"],
+    "statefulsets": ["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"],
+    "pvc": ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS", "AGE", "VOLUMEMODE"],
+}
+
+
+def test_wide_tables_and_cells(k: K) -> None:
+    wrong = {r: k.header("get", r, "-o", "wide") for r, want in WIDE_HEADERS.items()
+             if k.header("get", r, "-o", "wide") != want}
+    assert wrong == {}
+    rows = {line.split()[0]: line.split() for line in k("get", "svc").strip().split("\n")[1:]}
+    assert rows["svc-lb"][1:5] == ["LoadBalancer", rows["svc-lb"][2], "<pending>",
+                                   rows["svc-lb"][4]]
+    assert rows["svc-lb"][4].startswith("443:") and rows["svc-lb"][4].endswith("/TCP")
+    assert rows["svc-x"][1:4] == ["ExternalName", "<none>", "example.com"]
+    pc = k("get", "priorityclass", f"high-{k.ns}").split("\n")[1].split()
+    assert pc[1:3] == ["1000", "false"] and pc[-1] == "PreemptLowerPriority"
+    pdb = k("get", "pdb", "web-pdb").split("\n")[1].split()
+    assert pdb[1:4] == ["1", "N/A", "0"]
+    hpa = k("get", "hpa", "web-hpa").split("\n")[1]
+    assert "Deployment/web" in hpa and "cpu: <unknown>/80%" in hpa
+    lease = k("get", "lease", "lock").split("\n")[1].split()
+    assert lease[1] == "me"
+    eps = k("get", "endpointslice", "svc-c-abc").split("\n")[1].split()
+    assert eps[1:4] == ["IPv4", "8080", "10.1.2.3"]
+    rb = k("get", "rolebinding", "reader-b", "-o", "wide").split("\n")[1].split()
+    assert rb[1] == "Role/reader" and "alice" in rb
+
+
+def test_events_in_describe_and_field_selectors(k: K) -> None:
+    uid = k("get", "deploy", "web", "-o", "jsonpath={.metadata.uid}")
+    k("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.scaled"},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                           "namespace": k.ns, "uid": uid},
+        "reason": "ScalingReplicaSet", "message": "Scaled up replica set web-abc to 3",
+        "type": "Normal", "count": 2, "source": {"component": "deployment-controller"},
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:10:00Z"}))
+    described = k("describe", "deployment", "web")
+    tail = described.split("Events:", 1)[1]
+    assert "ScalingReplicaSet" in tail and "(x2 over " in tail
+    assert "deployment-controller" in tail and "Scaled up replica set web-abc to 3" in tail
+    picked = k("get", "events", "--field-selector",
+               "involvedObject.kind=Deployment,reason=ScalingReplicaSet", "-o", "name").split()
+    assert picked == ["event/web.scaled"]
+    assert k("get", "events", "--field-selector", "type=Warning", "-o", "name").strip() == ""
+    new_api = k("get", "events.events.k8s.io", "-o", "name").split()
+    assert "event.events.k8s.io/web.scaled" in new_api
+
+
+def test_more_verbs(k: K, tmp_path) -> None:
+    assert "serviceaccount updated" in k("set", "serviceaccount", "deployment", "web", "robot")
+    assert k("get", "deploy", "web",
+             "-o", "jsonpath={.spec.template.spec.serviceAccountName}") == "robot"
+    assert "selector updated" in k("set", "selector", "svc", "svc-c", "app=other")
+    assert k("get", "svc", "svc-c", "-o", "jsonpath={.spec.selector.app}") == "other"
+    assert "subjects updated" in k("set", "subject", "rolebinding", "reader-b", "--user=bob")
+    users = [s["name"] for s in
+             json.loads(k("get", "rolebinding", "reader-b", "-o", "json"))["subjects"]]
+    assert users == ["alice", "bob"]
+
+    k("scale", "deploy", "web", "--replicas=3")
+    assert "scaled" in k("scale", "deploy", "web", "--current-replicas=3", "--replicas=1")
+    p = k.run("scale", "deploy", "web", "--current-replicas=3", "--replicas=2", check=False)
+    assert p.returncode != 0 and "Expected replicas to be 3, was 1" in p.stderr
+
+    node = f"node-{k.ns}"
+    out = k("drain", node, "--ignore-daemonsets", "--timeout=20s")
+    assert f"node/{node} drained" in out
+    k("uncordon", node)
+
+    other = f"{k.ns}-rbac"
+    role = tmp_path / "role.yaml"
+    role.write_text(f"apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n"
+                    f"metadata: {{name: rec, namespace: {other}}}\n"
+                    "rules: [{apiGroups: [''], resources: [pods], verbs: [get]}]\n")
+    p = k.run("auth", "reconcile", "-f", str(role))
+    assert "role.rbac.authorization.k8s.io/rec reconciled" in p.stdout
+    assert "reconciliation required create" in p.stderr  # the details go to stderr
+    assert k("get", "ns", other, "-o", "name").strip() == f"namespace/{other}"  # made for it
+    role.write_text(role.read_text().replace("[get]", "[get, list]"))
+    assert "missing rules added" in k.run("auth", "reconcile", "-f", str(role)).stderr
+    rules = json.loads(k("get", "role", "rec", "-n", other, "-o", "json"))["rules"]
+    assert sorted(v for r in rules for v in r["verbs"]) == ["get", "list"]  # a rule added
+
+    pruned = tmp_path / "prune"
+    pruned.mkdir()
+    doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n  labels: {{set: pr}}\n"
+    (pruned / "a.yaml").write_text(doc.format(n="pr-a"))
+    (pruned / "b.yaml").write_text(doc.format(n="pr-b"))
+    k("apply", "-f", str(pruned), "-l", "set=pr")
+    (pruned / "b.yaml").unlink()
+    out = k("apply", "--prune", "-l", "set=pr", "--prune-allowlist=core/v1/ConfigMap"
+            if k.minor >= 26 else "--prune-whitelist=core/v1/ConfigMap", "-f", str(pruned))
+    assert "configmap/pr-b pruned" in out
+    assert k("get", "cm", "-l", "set=pr", "-o", "name").split() == ["configmap/pr-a"]
