@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..api.strategy import ScaleSpec
+from ..api.strategy import AGE_COLUMN, NAME_COLUMN, ScaleSpec
 from ..machinery import errors
-from ..machinery.printing import get_path
+from ..machinery.printing import age, get_path
 from ..machinery.selectors import LabelSelector
 from .request_info import RequestInfo
 from .resource_store import ResourceStore
@@ -34,6 +34,40 @@ def to_scale(obj: dict, spec: ScaleSpec) -> dict:
                        "selector": selector}}
 
 
+# `kubectl get --subresource=scale` asks for a Table: NAME DESIRED AVAILABLE AGE, as upstream
+SCALE_COLUMNS = [
+    {"name": "Name", "type": "string", "format": "", "description": NAME_COLUMN.description,
+     "priority": 0},
+    {"name": "Desired", "type": "integer", "format": "",
+     "description": "desired number of instances for the scaled object.", "priority": 0},
+    {"name": "Available", "type": "integer", "format": "",
+     "description": "actual number of observed instances of the scaled object.", "priority": 0},
+    {"name": "Age", "type": "string", "format": "", "description": AGE_COLUMN.description,
+     "priority": 0},
+]
+
+
+def _respond(request: web.Request, scale: dict) -> web.Response:
+    """The Scale itself, or the one-row Table the client asked for."""
+    from . import negotiation
+    from .rest import json_response
+    from .table import partial_metadata
+    target = negotiation.negotiate(request.headers.get("Accept"))
+    if target.form != "Table":
+        return json_response(scale)
+    include = request.query.get("includeObject", "Metadata")
+    row: dict = {"cells": [scale["metadata"]["name"], scale["spec"]["replicas"],
+                           scale["status"]["replicas"], age(scale)]}
+    if include == "Object":
+        row["object"] = scale
+    elif include != "None":
+        row["object"] = partial_metadata(scale, target.table_version)
+    body = {"kind": "Table", "apiVersion": f"meta.k8s.io/{target.table_version}",
+            "metadata": {"resourceVersion": scale["metadata"].get("resourceVersion", "")},
+            "columnDefinitions": SCALE_COLUMNS, "rows": [row]}
+    return json_response(body, target=target)
+
+
 def _set_path(obj: dict, path: tuple[str, ...], value: object) -> None:
     for p in path[:-1]:
         obj = obj.setdefault(p, {})
@@ -43,11 +77,11 @@ def _set_path(obj: dict, path: tuple[str, ...], value: object) -> None:
 async def handle_scale(h: "ResourceHandler", request: web.Request, info: RequestInfo,
                        rs: ResourceStore, ns: str) -> web.Response:
     from .patching import apply_patch, patch_type
-    from .rest import context, json_response, read_body, reject_wrong_types
+    from .rest import context, read_body, reject_wrong_types
     spec = rs.s.scale
     assert spec is not None
     if info.verb == "get":
-        return json_response(to_scale(await rs.get(ns, info.name), spec))
+        return _respond(request, to_scale(await rs.get(ns, info.name), spec))
     if info.verb not in ("update", "patch"):
         raise errors.method_not_allowed(info.verb)
     ptype = patch_type(request.headers.get("Content-Type")) if info.verb == "patch" else ""
@@ -75,4 +109,4 @@ async def handle_scale(h: "ResourceHandler", request: web.Request, info: Request
         return await rs.prepare_update(new, old, ctx)
 
     obj, _ = await rs.guaranteed_update(ns, info.name, mutate, ctx)
-    return json_response(to_scale(obj, spec))
+    return _respond(request, to_scale(obj, spec))

@@ -420,9 +420,12 @@ def test_node_verbs(k: K, cluster: Cluster) -> None:
     assert k("get", "node", node).split("\n")[1].split()[1] == "Ready"
 
     k("scale", "deploy", "web", "--replicas=2")
-    if k.minor >= 31:
-        scale = json.loads(k("get", "deploy", "web", "--subresource=scale", "-o", "json"))
-        assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 2
+    scale = json.loads(k("get", "deploy", "web", "--subresource=scale", "-o", "json"))
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 2
+    # the Scale's own table, as upstream prints it (a Table answered for the subresource)
+    table = k("get", "deploy", "web", "--subresource=scale").split("\n")
+    assert table[0].split() == ["NAME", "DESIRED", "AVAILABLE", "AGE"]
+    assert table[1].split()[:3] == ["web", "2", "0"]
 
     k("run", "bound", "--image=busybox")
     status, body = cluster.json("POST", f"/api/v1/namespaces/{k.ns}/pods/bound/binding", {
