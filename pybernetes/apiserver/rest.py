@@ -295,13 +295,16 @@ class ResourceHandler:
         elif sub == "binding" and verb == "create":
             from .binding import handle_binding
             return await handle_binding(self, request, info, rs, ns)
+        elif sub == "eviction" and rs.s.kind == "Pod":
+            from .eviction import handle_eviction
+            return await handle_eviction(self, request, info, rs, ns)
         elif sub not in _BASIC_SUBRESOURCES:
             return await self._node_subresource(request, info, rs, ns)
         raise errors.method_not_allowed(verb)
 
     async def _node_subresource(self, request: web.Request, info: RequestInfo,
                                 rs: ResourceStore, ns: str) -> web.StreamResponse:
-        """log/exec/attach/portforward/proxy/eviction need a node (later issues)."""
+        """log/exec/attach/portforward/proxy need a node (later issues)."""
         obj = await rs.get(ns, info.name)
         if rs.s.kind == "Pod" and not get_path(obj, "spec", "nodeName"):
             raise errors.bad_request(f'pod {info.name} does not have a host assigned')
