@@ -41,18 +41,35 @@ def write_kubeconfig(path: str, server_url: str, ca_pem: bytes | str, client_crt
 
 
 def read_kubeconfig(path: str) -> dict:
-    """The current context's server URL and decoded PEMs: {server, ca, cert, key}."""
+    """The current context's server URL and credentials: {server, ca, cert, key, token,
+    insecure}. PEMs are bytes; `*-data` fields win, file fields are read relative to
+    the kubeconfig's directory, as kubectl does."""
     with open(path) as f:
         doc = yaml.safe_load(f)
     ctx_name = doc["current-context"]
     ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
     cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
     user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
-    dec = lambda v: base64.b64decode(v) if v else b""  # noqa: E731
+    base = os.path.dirname(os.path.abspath(path))
+
+    def pem(entry: dict, field: str) -> bytes:
+        if entry.get(f"{field}-data"):
+            return base64.b64decode(entry[f"{field}-data"])
+        if entry.get(field):
+            with open(os.path.join(base, entry[field]), "rb") as f:
+                return f.read()
+        return b""
+
+    token = user.get("token") or ""
+    if not token and user.get("tokenFile"):
+        with open(os.path.join(base, user["tokenFile"])) as f:
+            token = f.read().strip()
     return {"server": cluster["server"],
-            "ca": dec(cluster.get("certificate-authority-data")),
-            "cert": dec(user.get("client-certificate-data")),
-            "key": dec(user.get("client-key-data"))}
+            "ca": pem(cluster, "certificate-authority"),
+            "cert": pem(user, "client-certificate"),
+            "key": pem(user, "client-key"),
+            "token": token,
+            "insecure": bool(cluster.get("insecure-skip-tls-verify"))}
 
 
 def _bytes(pem: bytes | str) -> bytes:

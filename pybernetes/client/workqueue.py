@@ -1,0 +1,123 @@
+"""The controllers' work queue (client-go's rate-limited workqueue): a key is queued
+at most once however often it is added, is never handed to two workers at once, and
+a failed key comes back after a per-key exponential delay bounded by an overall rate."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+BASE_DELAY = 0.005   # first retry after 5 ms, as client-go ...
+MAX_DELAY = 60.0     # ... but capped at a minute, not 1000 s: a small cluster heals faster
+QPS, BURST = 10.0, 100  # overall retry rate (client-go's BucketRateLimiter)
+
+
+class TokenBucket:
+    """Hands out the time at which the next retry may run, `qps` per second after a burst."""
+
+    def __init__(self, qps: float = QPS, burst: int = BURST):
+        self.qps, self.burst = qps, burst
+        self.tokens, self.last = float(burst), time.monotonic()
+
+    def delay(self) -> float:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.qps)
+        self.last = now
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.qps
+
+
+class WorkQueue:
+    def __init__(self, base_delay: float = BASE_DELAY, max_delay: float = MAX_DELAY,
+                 bucket: TokenBucket | None = None):
+        self.base_delay, self.max_delay = base_delay, max_delay
+        self.bucket = bucket or TokenBucket()
+        self._queue: deque[str] = deque()
+        self._dirty: set[str] = set()
+        self._processing: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._waiters: deque[asyncio.Future] = deque()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, key: str) -> None:
+        if self.closed or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.append(key)
+            self._wake()
+
+    def add_after(self, key: str, delay: float) -> None:
+        if self.closed:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self.add(key)
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def add_rate_limited(self, key: str) -> None:
+        n = self._failures.get(key, 0)
+        self._failures[key] = n + 1
+        per_key = min(self.base_delay * 2 ** n, self.max_delay)
+        self.add_after(key, max(per_key, self.bucket.delay()))
+
+    def forget(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def num_requeues(self, key: str) -> int:
+        return self._failures.get(key, 0)
+
+    async def get(self) -> str | None:
+        """The next key, marked as being processed; None once the queue is shut down."""
+        while not self._queue:
+            if self.closed:
+                return None
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+                elif self._queue:
+                    self._wake()  # we were woken for an item: pass the wake-up on
+                raise
+        key = self._queue.popleft()
+        self._processing.add(key)
+        self._dirty.discard(key)
+        return key
+
+    def done(self, key: str) -> None:
+        """The worker finished `key`; if it was added meanwhile it is queued again."""
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._wake()
+
+    def shutdown(self) -> None:
+        self.closed = True
+        for h in self._timers:
+            h.cancel()
+        self._timers.clear()
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+    def _wake(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
