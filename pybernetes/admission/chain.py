@@ -53,5 +53,9 @@ class Chain:
 
 
 def default_chain() -> Chain:
+    """Upstream's order: NamespaceLifecycle first, LimitRanger early (its defaults are
+    what quota counts), ResourceQuota last (it charges only what every other plugin let in)."""
+    from .limit_ranger import LimitRanger
     from .namespace_lifecycle import NamespaceLifecycle
-    return Chain([NamespaceLifecycle()])
+    from .resource_quota import ResourceQuota
+    return Chain([NamespaceLifecycle(), LimitRanger(), ResourceQuota()])
