@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: %(default)s)")
     p.add_argument("--node-monitor-period", type=float, default=5.0, metavar="SECONDS",
                    help="how often node heartbeats are checked (default: %(default)s)")
+    p.add_argument("--resource-quota-sync-period", type=float, default=300.0, metavar="SECONDS",
+                   help="how often every ResourceQuota's usage is recalculated from the "
+                        "objects in its namespace (default: %(default)s)")
     flags.add_log_level(p)
     p.set_defaults(func=run)
 
@@ -51,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from pybernetes.controllers.node_lifecycle import NodeLifecycleController
     NodeLifecycleController.grace_period = args.node_monitor_grace_period
     NodeLifecycleController.monitor_period = args.node_monitor_period
+    from pybernetes.controllers.resourcequota import ResourceQuotaController
+    ResourceQuotaController.resync_period = args.resource_quota_sync_period
     known = sorted(manager.controller_classes())
     try:
         names = manager.select(args.controllers, known)

@@ -25,6 +25,7 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.namespace import NamespaceController
     from pybernetes.controllers.node_lifecycle import NodeLifecycleController
     from pybernetes.controllers.replicaset import ReplicaSetController
+    from pybernetes.controllers.resourcequota import ResourceQuotaController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
     from pybernetes.controllers.statefulset import StatefulSetController
     return {"cronjob": CronJobController, "daemonset": DaemonSetController,
@@ -32,7 +33,8 @@ def controller_classes() -> dict[str, type[Controller]]:
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
             "job": JobController,
             "namespace": NamespaceController, "nodelifecycle": NodeLifecycleController,
-            "replicaset": ReplicaSetController, "serviceaccount": ServiceAccountController,
+            "replicaset": ReplicaSetController, "resourcequota": ResourceQuotaController,
+            "serviceaccount": ServiceAccountController,
             "statefulset": StatefulSetController}
 
 
