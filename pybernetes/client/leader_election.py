@@ -10,6 +10,8 @@ import logging
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
+import aiohttp
+
 from pybernetes.client.api import LEASES, APIClient
 from pybernetes.machinery.errors import StatusError
 
@@ -48,7 +50,7 @@ class LeaderElector:
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Wait to become leader, then run `lead()` while renewing. Returns when lead()
         returns; raises LeadershipLost if the Lease could not be kept."""
-        while not await self.try_acquire_or_renew():
+        while not await self._try_quietly():
             await asyncio.sleep(self.retry_period)
         log.info("%s: became leader of %s/%s", self.identity, self.namespace, self.name)
         self.is_leader = True
@@ -77,7 +79,7 @@ class LeaderElector:
             await asyncio.sleep(self.retry_period)
             try:
                 ok = await asyncio.wait_for(self.try_acquire_or_renew(), self.renew_deadline)
-            except (asyncio.TimeoutError, OSError, StatusError) as e:
+            except (asyncio.TimeoutError, OSError, aiohttp.ClientError, StatusError) as e:
                 log.warning("%s: renewing lease failed: %s", self.identity, e)
                 ok = False
             if ok:
@@ -86,6 +88,16 @@ class LeaderElector:
                 raise LeadershipLost(f"{self.identity}: failed to renew lease "
                                      f"{self.namespace}/{self.name} within "
                                      f"{self.renew_deadline:g}s")
+
+    async def _try_quietly(self) -> bool:
+        """One attempt while waiting to lead: an unreachable API server is no reason to
+        give up (components start before the API server is ready)."""
+        try:
+            return await asyncio.wait_for(self.try_acquire_or_renew(), self.renew_deadline)
+        except (StatusError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+            log.info("%s: cannot reach lease %s/%s yet: %s", self.identity, self.namespace,
+                     self.name, e or type(e).__name__)
+            return False
 
     async def try_acquire_or_renew(self) -> bool:
         """One attempt: True when we hold the Lease afterwards."""
