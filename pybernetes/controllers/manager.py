@@ -19,6 +19,7 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.cronjob import CronJobController
     from pybernetes.controllers.daemonset import DaemonSetController
     from pybernetes.controllers.deployment import DeploymentController
+    from pybernetes.controllers.disruption import DisruptionController
     from pybernetes.controllers.endpoints import EndpointsController, EndpointSliceController
     from pybernetes.controllers.garbage_collector import GarbageCollector
     from pybernetes.controllers.job import JobController
@@ -29,7 +30,8 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.serviceaccount import ServiceAccountController
     from pybernetes.controllers.statefulset import StatefulSetController
     return {"cronjob": CronJobController, "daemonset": DaemonSetController,
-            "deployment": DeploymentController, "endpoints": EndpointsController,
+            "deployment": DeploymentController, "disruption": DisruptionController,
+            "endpoints": EndpointsController,
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
             "job": JobController,
             "namespace": NamespaceController, "nodelifecycle": NodeLifecycleController,

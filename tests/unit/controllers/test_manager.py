@@ -10,14 +10,14 @@ from pybernetes.controllers.manager import controller_classes, select
 from pybernetes.controllers.namespace import content_conditions
 from pybernetes.controllers.serviceaccount import ca_from_kubeconfig
 
-KNOWN = ["cronjob", "daemonset", "deployment", "endpoints", "endpointslice", "garbagecollector", "job",
-         "namespace", "nodelifecycle", "replicaset", "resourcequota", "serviceaccount",
-         "statefulset"]
+KNOWN = ["cronjob", "daemonset", "deployment", "disruption", "endpoints", "endpointslice",
+         "garbagecollector", "job", "namespace", "nodelifecycle", "replicaset", "resourcequota",
+         "serviceaccount", "statefulset"]
 
 
 def test_controllers_flag_star_enable_disable():
     assert select("*", KNOWN) == KNOWN
-    assert select("*,-deployment,-endpoints,-cronjob,-daemonset", KNOWN) == [
+    assert select("*,-deployment,-endpoints,-cronjob,-daemonset,-disruption", KNOWN) == [
         "endpointslice", "garbagecollector", "job", "namespace", "nodelifecycle", "replicaset",
         "resourcequota", "serviceaccount", "statefulset"]
     assert select("replicaset", KNOWN) == ["replicaset"]
