@@ -71,4 +71,40 @@ class PodDisruptionBudgetStrategy(Strategy):
                 (obj.get("status") or {}).get("disruptionsAllowed", 0), age(obj)]
 
 
+def set_disruption_allowed_condition(pdb: dict, now: str) -> None:
+    """Upstream's pdbhelper: DisruptionAllowed is True/SufficientPods while disruptions
+    remain, else False/InsufficientPods; its transition time moves only when it flips.
+    Shared by the eviction subresource and the disruption controller."""
+    status = pdb.setdefault("status", {})
+    allowed = (status.get("disruptionsAllowed") or 0) > 0
+    want = {"type": "DisruptionAllowed", "status": "True" if allowed else "False",
+            "observedGeneration": status.get("observedGeneration") or 0,
+            "lastTransitionTime": now,
+            "reason": "SufficientPods" if allowed else "InsufficientPods", "message": ""}
+    conds = status.get("conditions") or []
+    for i, c in enumerate(conds):
+        if c.get("type") == "DisruptionAllowed":
+            if c.get("status") == want["status"] and c.get("lastTransitionTime"):
+                want["lastTransitionTime"] = c["lastTransitionTime"]
+            conds[i] = want
+            break
+    else:
+        conds.append(want)
+    status["conditions"] = conds
+
+
+def disruption_condition_current(pdb: dict) -> bool:
+    """Does DisruptionAllowed already say what status.disruptionsAllowed says?"""
+    md, status = pdb.get("metadata") or {}, pdb.get("status") or {}
+    if (status.get("observedGeneration") or 0) != (md.get("generation") or 0):
+        return False
+    cond = next((c for c in status.get("conditions") or []
+                 if c.get("type") == "DisruptionAllowed"), None)
+    if cond is None:
+        return False
+    if (status.get("disruptionsAllowed") or 0) > 0:
+        return cond.get("status") == "True" and cond.get("reason") == "SufficientPods"
+    return cond.get("status") == "False" and cond.get("reason") == "InsufficientPods"
+
+
 STRATEGIES = [PodDisruptionBudgetStrategy()]

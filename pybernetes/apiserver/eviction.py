@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..api.policy import set_disruption_allowed_condition
 from ..machinery import errors
 from ..machinery.printing import now_rfc3339
 from ..machinery.selectors import LabelSelector
@@ -141,26 +142,6 @@ def still_processing(pdb_name: str) -> errors.StatusError:
                              "the server.", 10)
 
 
-def set_disruption_allowed_condition(pdb: dict) -> None:
-    """DisruptionAllowed: True/SufficientPods while disruptions remain, else
-    False/InsufficientPods; the transition time moves only when the status flips."""
-    status = pdb.setdefault("status", {})
-    allowed = (status.get("disruptionsAllowed") or 0) > 0
-    want = {"type": "DisruptionAllowed", "status": "True" if allowed else "False",
-            "reason": "SufficientPods" if allowed else "InsufficientPods", "message": "",
-            "observedGeneration": status.get("observedGeneration") or 0}
-    conds = status.setdefault("conditions", [])
-    for i, c in enumerate(conds):
-        if c.get("type") == "DisruptionAllowed":
-            same = c.get("status") == want["status"]
-            want["lastTransitionTime"] = c.get("lastTransitionTime") if same and \
-                c.get("lastTransitionTime") else now_rfc3339()
-            conds[i] = want
-            return
-    want["lastTransitionTime"] = now_rfc3339()
-    conds.append(want)
-
-
 def take_disruption(pdb: dict, pod_name: str, dry_run: bool) -> dict:
     """The budget's status with one disruption spent on `pod_name`, or a refusal."""
     md, status = pdb["metadata"], pdb.setdefault("status", {})
@@ -181,7 +162,7 @@ def take_disruption(pdb: dict, pod_name: str, dry_run: bool) -> dict:
             f"pods and has {status.get('currentHealthy') or 0} currently")
     status["disruptionsAllowed"] = allowed - 1
     if allowed - 1 == 0:
-        set_disruption_allowed_condition(pdb)
+        set_disruption_allowed_condition(pdb, now_rfc3339())
     if not dry_run:
         status.setdefault("disruptedPods", {})[pod_name] = now_rfc3339()
     return pdb
