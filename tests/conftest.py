@@ -111,14 +111,21 @@ class Cluster:
         return self.proc.returncode
 
 
+OPTIONAL_COMPONENTS = ("controller-manager", "scheduler", "kubelet")
+
+
 def start_cluster(data_dir: Path, port: int | None = None, extra: list[str] | None = None,
-                  timeout: float = 60.0) -> Cluster:
+                  timeout: float = 60.0, components: tuple[str, ...] = ()) -> Cluster:
+    """`pybernetes server` with the API server plus the optional `components` asked
+    for (none by default: API tests see no controller, scheduler or node)."""
     port = port or free_port()
+    extra = [a for c in OPTIONAL_COMPONENTS if c not in components
+             for a in ("--disable", c)] + (extra or [])
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.out"
     out = open(log_path, "ab")
     argv = [sys.executable, "-m", "pybernetes.cli.main", "server", "--data-dir", str(data_dir),
-            "--https-listen-port", str(port)] + (extra or [])
+            "--https-listen-port", str(port)] + extra
     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     cluster = Cluster(data_dir, port, proc, log_path)

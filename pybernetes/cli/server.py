@@ -48,7 +48,13 @@ then, in another terminal:
 
 # Components `pybernetes server` runs. The apiserver is what every other one talks to.
 REQUIRED = ("apiserver",)
-OPTIONAL: tuple[str, ...] = ()  # later: controller-manager, scheduler, kubelet, ...
+OPTIONAL: tuple[str, ...] = ("controller-manager", "scheduler", "kubelet")
+
+# Each component's identity, as upstream names them (user CN, groups).
+IDENTITIES = {"controller-manager": ("system:kube-controller-manager", []),
+              "scheduler": ("system:kube-scheduler", [])}
+FAKE_RUNTIME_NOTE = ("the node uses the fake runtime: pods are simulated (they go Running and "
+                     "Ready, nothing is executed); real containers come with the runc runtime")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--write-kubeconfig", metavar="FILE", default="",
                    help="also write the admin kubeconfig to FILE (mode 0600)")
     flags.add_storage(p)
+    p.add_argument("--node-name", default=socket.gethostname().lower(), metavar="NAME",
+                   help="name of this machine's Node (default: the host name)")
+    p.add_argument("--kubelet-runtime", default="fake", choices=("fake",),
+                   help="container runtime of this machine's node (default: %(default)s)")
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16", metavar="CIDR",
+                   help="pod IPs come from here, one /24 per node (default: %(default)s)")
     p.add_argument("--disable", action="append", default=[], metavar="COMPONENT",
                    help="do not run COMPONENT (repeatable); can be disabled: "
                         f"{', '.join(OPTIONAL) or 'none in this version'}")
@@ -109,9 +121,12 @@ def _run_locked(args: argparse.Namespace, data_dir: str) -> int:
         from pybernetes.auth.pki import ensure_pki
         pki = ensure_pki(os.path.join(data_dir, "pki"), flags.serving_hosts(args.bind_address))
         kubeconfigs = _write_kubeconfigs(args, data_dir, pki)
+        component_kubeconfigs = _component_kubeconfigs(args, data_dir, pki)
     for path in kubeconfigs:
         ui.step(f"wrote kubeconfig {path}")
-    components = _components(args, data_dir, pki)
+    components = _components(args, data_dir, pki, component_kubeconfigs)
+    if "kubelet" in (c.name for c in components) and args.kubelet_runtime == "fake":
+        ui.warn(FAKE_RUNTIME_NOTE)
     return asyncio.run(_supervise(args, data_dir, pki, components, kubeconfigs[-1], ui))
 
 
@@ -142,7 +157,8 @@ async def _supervise(args, data_dir: str, pki, components: list[Component],
     return code
 
 
-def _components(args: argparse.Namespace, data_dir: str, pki) -> list[Component]:
+def _components(args: argparse.Namespace, data_dir: str, pki,
+                kubeconfigs: dict[str, str]) -> list[Component]:
     """One Component per child process, in start order, minus --disable'd ones."""
     base = [sys.executable, "-m", "pybernetes.cli.main"]
     env = {"PYTHONPATH": _pythonpath()}
@@ -152,7 +168,35 @@ def _components(args: argparse.Namespace, data_dir: str, pki) -> list[Component]
         "--etcd-endpoints", ",".join(args.etcd_endpoints),
         "--tls-cert-file", pki.server_crt, "--tls-private-key-file", pki.server_key,
         "--client-ca-file", pki.ca_crt, "--log-level", args.log_level], env)
-    return [c for c in [apiserver] if c.name not in args.disable]
+    controller_manager = Component("controller-manager", base + [
+        "controller-manager", "--kubeconfig", kubeconfigs["controller-manager"],
+        "--leader-elect", "--root-ca-file", pki.ca_crt, "--cluster-cidr", args.cluster_cidr,
+        "--log-level", args.log_level], env)
+    scheduler = Component("scheduler", base + [
+        "scheduler", "--kubeconfig", kubeconfigs["scheduler"], "--log-level", args.log_level],
+        env)
+    kubelet = Component("kubelet", base + [
+        "kubelet", "--kubeconfig", kubeconfigs["kubelet"], "--runtime", args.kubelet_runtime,
+        "--node-name", args.node_name, "--log-level", args.log_level], env)
+    return [c for c in [apiserver, controller_manager, scheduler, kubelet]
+            if c.name not in args.disable]
+
+
+def _component_kubeconfigs(args: argparse.Namespace, data_dir: str, pki) -> dict[str, str]:
+    """A client certificate and kubeconfig per component, named as upstream's
+    (system:kube-scheduler, system:node:NAME in system:nodes, ...), so the audit trail
+    and, later, RBAC tell them apart."""
+    from pybernetes.auth.kubeconfig import write_kubeconfig
+    from pybernetes.auth.pki import issue_client_cert
+    url = f"https://{flags.url_host(args.bind_address)}:{args.https_listen_port}"
+    identities = dict(IDENTITIES, kubelet=(f"system:node:{args.node_name}", ["system:nodes"]))
+    paths = {}
+    for name, (user, groups) in identities.items():
+        crt, key = issue_client_cert(pki, user, groups, os.path.join(pki.dir, f"{name}.crt"),
+                                     os.path.join(pki.dir, f"{name}.key"))
+        paths[name] = write_kubeconfig(os.path.join(data_dir, f"{name}.kubeconfig"), url,
+                                       _read(pki.ca_crt), _read(crt), _read(key), user=user)
+    return paths
 
 
 def _check_disable(disabled: list[str]) -> str:
