@@ -47,7 +47,7 @@ class LimitRanger(Plugin):
         if _being_deleted(attrs) or attrs.obj is None:
             return
         for lr in await limit_ranges(api, attrs.namespace):
-            problems = check(lr, attrs.obj)
+            problems = list(dict.fromkeys(check(lr, attrs.obj)))  # each message once
             if problems:
                 why = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
                 raise errors.forbidden_message(attrs.strategy.plural, attrs.name or "Unknown",
