@@ -31,6 +31,9 @@ class EventRecorder:
         self.host = host or socket.gethostname()
         self._seen: dict[tuple, tuple[str, str, int, float]] = {}  # -> ns, name, count, at
         self._tasks: set[asyncio.Task] = set()
+        # one send at a time per aggregation key: a burst of repeats must reach the
+        # server as create, then count 2, 3, ... in order, not as racing writes
+        self._locks: dict[tuple, tuple[asyncio.Lock, int]] = {}
 
     def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
         """Record that `reason: message` happened to obj (type_ Normal or Warning)."""
@@ -49,15 +52,27 @@ class EventRecorder:
 
     async def _record(self, obj: dict, type_: str, reason: str, message: str) -> None:
         md = obj["metadata"]
-        key = (md.get("uid") or md.get("name"), type_, reason, message)
-        seen = self._seen.get(key)
+        key = (md.get("namespace"), md.get("uid") or md.get("name"), type_, reason, message)
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
         try:
-            if seen and time.monotonic() - seen[3] < AGGREGATE_WINDOW:
-                if await self._bump(key, seen):
-                    return
-            await self._create(key, obj, type_, reason, message)
-        except (StatusError, OSError, asyncio.TimeoutError) as e:
+            async with lock:
+                await self._send(key, obj, type_, reason, message)
+        except Exception as e:  # noqa: BLE001 - events are best effort; never crash the caller
             log.debug("event %s for %s not recorded: %s", reason, md.get("name"), e)
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def _send(self, key: tuple, obj: dict, type_: str, reason: str, message: str) -> None:
+        seen = self._seen.get(key)
+        if seen and time.monotonic() - seen[3] < AGGREGATE_WINDOW:
+            if await self._bump(key, seen):
+                return
+        await self._create(key, obj, type_, reason, message)
 
     async def _bump(self, key: tuple, seen: tuple[str, str, int, float]) -> bool:
         ns, name, count, _ = seen

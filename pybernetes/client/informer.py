@@ -203,12 +203,15 @@ class Informer:
         self.resource_version = rv
         self._synced.set()
 
-    async def _watch(self) -> None:
-        """Watch from self.resource_version until the server closes the stream."""
+    async def _watch(self) -> int:
+        """Watch from self.resource_version until the server closes the stream; returns
+        how many events came."""
+        seen = 0
         events = self.client.watch(self.res, self.namespace, self.resource_version,
                                    self.label_selector, self.field_selector,
                                    timeout_seconds=random.randint(*WATCH_TIMEOUT))
         async for typ, obj in events:
+            seen += 1
             if typ == "ERROR":
                 code = obj.get("code", 500)
                 raise StatusError(code, obj.get("reason", ""), obj.get("message", ""))
@@ -217,6 +220,7 @@ class Informer:
                 self._apply(typ, obj)
             if rv:
                 self.resource_version = rv
+        return seen
 
     async def _run(self) -> None:
         delay = BACKOFF[0]
@@ -224,9 +228,15 @@ class Informer:
             try:
                 if not self.resource_version:
                     await self._list()
-                await self._watch()
-                delay = BACKOFF[0]
-                continue  # the server ended the watch (timeout): resume at once
+                began = asyncio.get_running_loop().time()
+                seen = await self._watch()
+                if seen or asyncio.get_running_loop().time() - began >= 1:
+                    delay = BACKOFF[0]
+                    continue  # the server ended the watch (timeout): resume at once
+                # an empty watch closed at once (a server shutting down): back off, as
+                # client-go's "very short watch", instead of spinning
+                log.info("%s informer: watch closed at once, retrying in %.1fs",
+                         self.res.plural, delay)
             except asyncio.CancelledError:
                 raise
             except StatusError as e:

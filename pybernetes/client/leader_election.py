@@ -46,58 +46,79 @@ class LeaderElector:
         self.lease_duration, self.renew_deadline = lease_duration, renew_deadline
         self.retry_period = retry_period
         self.is_leader = False
+        self.observed_holder = ""  # holderIdentity as last read from the Lease
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Wait to become leader, then run `lead()` while renewing. Returns when lead()
         returns; raises LeadershipLost if the Lease could not be kept."""
-        while not await self._try_quietly():
-            await asyncio.sleep(self.retry_period)
-        log.info("%s: became leader of %s/%s", self.identity, self.namespace, self.name)
+        await self._acquire()
+        log.info("%s: successfully acquired lease %s/%s", self.identity, self.namespace,
+                 self.name)
         self.is_leader = True
         work = asyncio.ensure_future(lead())
         renew = asyncio.ensure_future(self._renew_loop())
+        lost = False
         try:
             done, _ = await asyncio.wait({work, renew}, return_when=asyncio.FIRST_COMPLETED)
             if renew in done:
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)
-                renew.result()  # raises LeadershipLost
-            else:
-                work.result()
+                lost = isinstance(renew.exception(), LeadershipLost)
+                renew.result()
+            work.result()
         finally:
             self.is_leader = False
             renew.cancel()
             work.cancel()
-            await asyncio.gather(renew, return_exceptions=True)
-            if renew.cancelled() or not isinstance(renew.exception(), LeadershipLost):
+            # The work must have stopped before the Lease is given up: a standby that
+            # takes over at once must not find us still acting.
+            await asyncio.gather(work, renew, return_exceptions=True)
+            if not lost:
                 await self.release()
 
+    async def _acquire(self) -> None:
+        """Try every retry_period until the Lease is ours; API trouble is only logged
+        (a standby must outlive an API server restart)."""
+        while True:
+            try:
+                if await self.try_acquire_or_renew():
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - StatusError, connection errors: retry
+                log.warning("%s: error acquiring lease %s/%s: %s", self.identity,
+                            self.namespace, self.name, e or type(e).__name__)
+            await asyncio.sleep(self.retry_period)
+
     async def _renew_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        last_ok = loop.time()
+        """Renew every retry_period. Each round (as client-go) retries until
+        renew_deadline after it began; a round that never succeeds, or a Lease seen in
+        another's hands, is LeadershipLost."""
         while True:
             await asyncio.sleep(self.retry_period)
-            try:
-                ok = await asyncio.wait_for(self.try_acquire_or_renew(), self.renew_deadline)
-            except (asyncio.TimeoutError, OSError, aiohttp.ClientError, StatusError) as e:
-                log.warning("%s: renewing lease failed: %s", self.identity, e)
-                ok = False
-            if ok:
-                last_ok = loop.time()
-            elif loop.time() - last_ok >= self.renew_deadline:
-                raise LeadershipLost(f"{self.identity}: failed to renew lease "
-                                     f"{self.namespace}/{self.name} within "
-                                     f"{self.renew_deadline:g}s")
+            await self._renew_round()
 
-    async def _try_quietly(self) -> bool:
-        """One attempt while waiting to lead: an unreachable API server is no reason to
-        give up (components start before the API server is ready)."""
-        try:
-            return await asyncio.wait_for(self.try_acquire_or_renew(), self.renew_deadline)
-        except (StatusError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
-            log.info("%s: cannot reach lease %s/%s yet: %s", self.identity, self.namespace,
-                     self.name, e or type(e).__name__)
-            return False
+    async def _renew_round(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.renew_deadline
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise LeadershipLost(f"{self.identity}: failed to renew lease "
+                                     f"{self.namespace}/{self.name}: timed out after "
+                                     f"{self.renew_deadline:g}s")
+            try:
+                # bounded by what is left: a hung request must not outlast the deadline
+                if await asyncio.wait_for(self.try_acquire_or_renew(), left):
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - timeouts, StatusError, connection errors
+                log.warning("%s: renewing lease %s/%s failed: %s", self.identity,
+                            self.namespace, self.name, e or type(e).__name__)
+            holder = self.observed_holder
+            if holder and holder != self.identity:
+                raise LeadershipLost(f"{self.identity}: lease {self.namespace}/{self.name} "
+                                     f"is now held by {holder}")
+            await asyncio.sleep(max(0.0, min(self.retry_period, deadline - loop.time())))
 
     async def try_acquire_or_renew(self) -> bool:
         """One attempt: True when we hold the Lease afterwards."""
@@ -110,6 +131,7 @@ class LeaderElector:
             return await self._create(now)
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
+        self.observed_holder = holder
         if holder and holder != self.identity and not self._expired(spec, now):
             return False
         new_spec = dict(spec, holderIdentity=self.identity, renewTime=micro_time(now),
@@ -122,6 +144,7 @@ class LeaderElector:
             await self.client.update(LEASES, lease)
         except StatusError as e:
             if e.code == 409:  # somebody else wrote it first
+                self.observed_holder = ""  # unknown until read again
                 return False
             raise
         return True
@@ -153,14 +176,18 @@ class LeaderElector:
 
     async def release(self) -> None:
         """Step down at once on a clean stop (client-go's ReleaseOnCancel): clear the
-        holder so a standby takes over without waiting for the lease to run out."""
+        holder so a standby takes over without waiting for the lease to run out.
+        Bounded by renew_deadline: an unreachable server must not hold up an exit."""
         try:
-            lease = await self.client.get(LEASES, self.name, self.namespace)
-            spec = lease.get("spec") or {}
-            if spec.get("holderIdentity") != self.identity:
-                return
-            lease["spec"] = dict(spec, holderIdentity="", leaseDurationSeconds=1)
-            await self.client.update(LEASES, lease)
-            log.info("%s: released lease %s/%s", self.identity, self.namespace, self.name)
+            await asyncio.wait_for(self._release(), self.renew_deadline)
         except Exception as e:  # noqa: BLE001 - best effort while shutting down
             log.debug("releasing lease failed: %s", e)
+
+    async def _release(self) -> None:
+        lease = await self.client.get(LEASES, self.name, self.namespace)
+        spec = lease.get("spec") or {}
+        if spec.get("holderIdentity") != self.identity:
+            return
+        lease["spec"] = dict(spec, holderIdentity="", leaseDurationSeconds=1)
+        await self.client.update(LEASES, lease)
+        log.info("%s: released lease %s/%s", self.identity, self.namespace, self.name)

@@ -37,7 +37,10 @@ class WorkQueue:
         self._processing: set[str] = set()
         self._failures: dict[str, int] = {}
         self._waiters: deque[asyncio.Future] = deque()
-        self._timers: set[asyncio.TimerHandle] = set()
+        # key -> (when, timer): one pending wake-up per key, the earliest (client-go's
+        # delaying queue), so repeated add_after calls neither pile up timers nor
+        # process a key once per call
+        self._waiting: dict[str, tuple[float, asyncio.TimerHandle]] = {}
         self.closed = False
 
     def __len__(self) -> int:
@@ -52,19 +55,25 @@ class WorkQueue:
             self._wake()
 
     def add_after(self, key: str, delay: float) -> None:
+        """Add `key` once `delay` seconds have passed; an earlier pending add_after of
+        the same key wins, a sooner one replaces it."""
         if self.closed:
             return
         if delay <= 0:
             self.add(key)
             return
         loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle
+        when = loop.time() + delay
+        pending = self._waiting.get(key)
+        if pending is not None:
+            if pending[0] <= when:
+                return
+            pending[1].cancel()
+        self._waiting[key] = (when, loop.call_at(when, self._ready, key))
 
-        def fire() -> None:
-            self._timers.discard(handle)
-            self.add(key)
-        handle = loop.call_later(delay, fire)
-        self._timers.add(handle)
+    def _ready(self, key: str) -> None:
+        self._waiting.pop(key, None)
+        self.add(key)
 
     def add_rate_limited(self, key: str) -> None:
         n = self._failures.get(key, 0)
@@ -107,9 +116,9 @@ class WorkQueue:
 
     def shutdown(self) -> None:
         self.closed = True
-        for h in self._timers:
-            h.cancel()
-        self._timers.clear()
+        for _, timer in self._waiting.values():
+            timer.cancel()
+        self._waiting.clear()
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
