@@ -38,7 +38,9 @@ def json_response(body: Any, status: int = 200, target: Target | None = None,
     resp = web.Response(body=negotiation.encode(body, media), status=status,
                         content_type=media)
     for w in warnings or ():
-        resp.headers.add("Warning", f'299 - "{w}"')
+        if w.isprintable():  # upstream drops a warning with control characters
+            escaped = w.replace("\\", "\\\\").replace('"', '\\"')
+            resp.headers.add("Warning", f'299 - "{escaped}"')
     return resp
 
 
@@ -89,19 +91,24 @@ def check_field_selector(strategy: Strategy, opts: ListOptions) -> None:
 
 def field_validation(request: web.Request, strategy: Strategy, obj: Any, raw: bytes | None,
                      ctx: Context) -> None:
-    """fieldValidation=Strict|Warn|Ignore against the v1.33 schema (Warn by default)."""
+    """fieldValidation=Strict|Warn|Ignore against the v1.33 schema (Warn by default).
+    Unknown fields are dropped in every mode, as upstream's typed decoding does."""
     mode = request.query.get("fieldValidation", "Warn")
     if mode not in ("Strict", "Warn", "Ignore"):
         raise errors.bad_request(f"fieldValidation: Invalid value: \"{mode}\": must be one of "
                                  "Ignore, Warn, or Strict")
-    if mode == "Ignore" or not isinstance(obj, dict):
+    if not isinstance(obj, dict):
         return
     name = schema.definition_name_for(strategy.group, strategy.version, strategy.kind)
     if name is None:
         return
-    problems = [f'unknown field "{p}"' for p in fieldvalidation.unknown_fields(obj, name)]
+    unknown = fieldvalidation.unknown_fields(obj, name, prune=mode != "Strict")
+    if mode == "Ignore":
+        return
+    problems = [f"unknown field {errors.go_quote(p)}" for p in unknown]
     if raw is not None:
-        problems += [f'duplicate field "{p}"' for p in fieldvalidation.duplicate_fields(raw)]
+        problems += [f"duplicate field {errors.go_quote(p)}"
+                     for p in fieldvalidation.duplicate_fields(raw)]
     if not problems:
         return
     if mode == "Strict":

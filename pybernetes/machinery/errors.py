@@ -66,9 +66,31 @@ def duplicate(field: str, value: Any) -> FieldError:
     return FieldError("FieldValueDuplicate", field, "", value)
 
 
+_GO_ESCAPES = {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\f": "\\f",
+               "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def go_quote(s: str) -> str:
+    """Go's %q / strconv.Quote: what upstream messages print for a string (control
+    characters escaped, so a message never carries one)."""
+    out = []
+    for c in s:
+        if c in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[c])
+        elif c.isprintable() or c == " ":
+            out.append(c)
+        elif ord(c) < 0x80:
+            out.append(f"\\x{ord(c):02x}")
+        elif ord(c) <= 0xFFFF:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    return '"' + "".join(out) + '"'
+
+
 def _go_repr(v: Any) -> str:
     if isinstance(v, str):
-        return '"' + v.replace('"', '\\"') + '"'
+        return go_quote(v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if v is None:

@@ -68,27 +68,34 @@ def _resolve(c: tuple) -> tuple:
     return c
 
 
-def unknown_fields(obj: Any, schema_name: str) -> list[str]:
-    """Paths of fields `obj` carries that the schema of `schema_name` does not know."""
+def unknown_fields(obj: Any, schema_name: str, prune: bool = False) -> list[str]:
+    """Paths of fields `obj` carries that the schema of `schema_name` does not know.
+    With prune=True they are also removed, as decoding into upstream's Go types drops
+    them: an unknown field is never stored."""
     out: list[str] = []
-    _walk(obj, _compiled(schema_name), "", out)
+    _walk(obj, _compiled(schema_name), "", out, prune)
     return out
 
 
-def _walk(value: Any, c: tuple, path: str, out: list[str]) -> None:
+def _walk(value: Any, c: tuple, path: str, out: list[str], prune: bool = False) -> None:
     c = _resolve(c)
     kind = c[0]
     if kind == "obj":
         if not isinstance(value, dict):
             return
         props = c[1]
+        unknown = []
         for k, v in value.items():
             sub = props.get(k)
             p = f"{path}.{k}" if path else k
             if sub is None:
                 out.append(p)
+                unknown.append(k)
             elif isinstance(v, (dict, list)):
-                _walk(v, _compile(sub), p, out)
+                _walk(v, _compile(sub), p, out, prune)
+        if prune:
+            for k in unknown:
+                del value[k]
     elif kind == "list":
         if not isinstance(value, list):
             return
@@ -97,7 +104,7 @@ def _walk(value: Any, c: tuple, path: str, out: list[str]) -> None:
             return
         for i, v in enumerate(value):
             if isinstance(v, (dict, list)):
-                _walk(v, item, f"{path}[{i}]", out)
+                _walk(v, item, f"{path}[{i}]", out, prune)
     elif kind == "map":
         if not isinstance(value, dict):
             return
@@ -106,7 +113,7 @@ def _walk(value: Any, c: tuple, path: str, out: list[str]) -> None:
             return
         for k, v in value.items():
             if isinstance(v, (dict, list)):
-                _walk(v, item, f"{path}.{k}" if path else k, out)
+                _walk(v, item, f"{path}.{k}" if path else k, out, prune)
 
 
 class _Obj(dict):

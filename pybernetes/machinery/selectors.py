@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .errors import FieldError, StatusError, bad_request, forbidden, invalid_value, required
+from .errors import (FieldError, StatusError, bad_request, forbidden, go_quote, invalid_value,
+                     required)
 from .validation import is_qualified_name, is_valid_label_value
 
 # operators as upstream's selection.Operator strings
@@ -25,12 +26,8 @@ _NEGATIVE = (NOT_IN, NOT_EQUALS)
 Requirement = tuple[str, str, tuple[str, ...]]  # (key, operator, values)
 
 
-def _go_quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _go_strings(vals: Iterable[str]) -> str:
-    return "[]string{" + ", ".join(_go_quote(v) for v in vals) + "}"
+    return "[]string{" + ", ".join(go_quote(v) for v in vals) + "}"
 
 
 def _requirement_errors(key: str, op: str, vals: list[str]) -> list[str]:
@@ -38,7 +35,7 @@ def _requirement_errors(key: str, op: str, vals: list[str]) -> list[str]:
     errs: list[str] = []
     msgs = is_qualified_name(key)
     if msgs:
-        errs.append(f"key: Invalid value: {_go_quote(key)}: " + "; ".join(msgs))
+        errs.append(f"key: Invalid value: {go_quote(key)}: " + "; ".join(msgs))
     if op in (IN, NOT_IN) and not vals:
         errs.append(f"values: Invalid value: {_go_strings(vals)}: for 'in', 'notin' operators, "
                     "values set can't be empty")
@@ -54,12 +51,12 @@ def _requirement_errors(key: str, op: str, vals: list[str]) -> list[str]:
                         "exactly one value is required")
         for i, v in enumerate(vals):
             if not _is_int64(v):
-                errs.append(f"values[{i}]: Invalid value: {_go_quote(v)}: for 'Gt', 'Lt' "
+                errs.append(f"values[{i}]: Invalid value: {go_quote(v)}: for 'Gt', 'Lt' "
                             "operators, the value must be an integer")
     for i, v in enumerate(vals):
         msgs = is_valid_label_value(v)
         if msgs:
-            errs.append(f"values[{i}][{key}]: Invalid value: {_go_quote(v)}: " + "; ".join(msgs))
+            errs.append(f"values[{i}][{key}]: Invalid value: {go_quote(v)}: " + "; ".join(msgs))
     return errs
 
 
@@ -172,7 +169,7 @@ class _Parser:
             raise ValueError(f"found '{lit}', expected: identifier")
         msgs = is_qualified_name(lit)
         if msgs:
-            raise ValueError(f"<nil>: Invalid value: {_go_quote(lit)}: " + "; ".join(msgs))
+            raise ValueError(f"<nil>: Invalid value: {go_quote(lit)}: " + "; ".join(msgs))
         if self.peek()[0] in (END, ","):
             op = op or EXISTS
         return lit, op

@@ -107,6 +107,30 @@ def test_field_validation(cluster: Cluster) -> None:
     assert s == 201 and "Warning" not in headers
 
 
+def test_unknown_fields_are_never_stored(cluster: Cluster) -> None:
+    """Upstream decodes into typed objects, so an unknown field is dropped, wherever it is."""
+    for i, mode in enumerate(("Warn", "Ignore")):
+        obj = cm(f"drop{i}", bogus=1)
+        obj["metadata"]["alsoBogus"] = {"x": 1}
+        assert cluster.json("POST", f"{CMS}?fieldValidation={mode}", obj)[0] == 201
+        s, stored = cluster.json("GET", f"{CMS}/drop{i}")
+        assert "bogus" not in stored and "alsoBogus" not in stored["metadata"]
+    s, patched = cluster.json("PATCH", f"{CMS}/drop0", {"data": {"k": "v"}, "nope": 2},
+                              content_type="application/merge-patch+json")
+    assert s == 200 and "nope" not in patched and patched["data"] == {"k": "v"}
+
+
+def test_control_characters_in_a_field_name_are_quoted_like_go(cluster: Cluster) -> None:
+    obj = cm("ctl")
+    obj["metadata"]["\x1f"] = None
+    s, headers, _ = cluster.request("POST", CMS, obj)
+    assert s == 201
+    assert headers["Warning"] == '299 - "unknown field \\"metadata.\\\\x1f\\""'
+    s, body = cluster.json("POST", CMS + "?fieldValidation=Strict", cm("ctl2", **{"\x07": 1}))
+    assert_status(s, body, 400, "BadRequest")
+    assert body["message"].endswith('unknown field "\\a"')
+
+
 # ----- object semantics --------------------------------------------------------------
 def test_generate_name(cluster: Cluster) -> None:
     s, body = cluster.json("POST", CMS, {"metadata": {"generateName": "gen-"}, "data": {}})

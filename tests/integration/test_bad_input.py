@@ -100,7 +100,7 @@ def baseline(cluster) -> dict[str, int]:
 
 
 def test_wrong_json_types_at_every_level(cluster, baseline):
-    deadline = time.monotonic() + 40
+    deadline = time.monotonic() + 300  # a safety bound, not a speed check
     for kind, (url, obj) in KINDS.items():
         for path, bad in mutations(obj):
             if path[-1] == "kind" or path[-1] == "apiVersion":
