@@ -232,6 +232,22 @@ def _validate_common_workload(spec: dict, what: str) -> list[FieldError]:
     return out
 
 
+def _with_claim_volumes(spec: dict) -> dict:
+    """The spec as its pods will be: each volumeClaimTemplate is a volume of the pod
+    (the controller adds it), so a volumeMount may name it."""
+    template = spec.get("template")
+    claims = [get_path(t, "metadata", "name") for t in spec.get("volumeClaimTemplates") or []
+              if isinstance(t, dict)]
+    pod = template.get("spec") if isinstance(template, dict) else None
+    if not isinstance(pod, dict) or not claims or not isinstance(pod.get("volumes", []), list):
+        return spec
+    have = {v.get("name") for v in pod.get("volumes") or [] if isinstance(v, dict)}
+    extra = [{"name": c, "persistentVolumeClaim": {"claimName": c}}
+             for c in claims if isinstance(c, str) and c not in have]
+    pod = dict(pod, volumes=(pod.get("volumes") or []) + extra)
+    return dict(spec, template=dict(template, spec=pod))
+
+
 def _ads_kind(what: str) -> str:
     return {"deployment": "ReplicaSet", "replicaset": "ReplicaSet", "statefulset": "StatefulSet",
             "daemonset": "DaemonSet"}.get(what, what)
@@ -423,7 +439,7 @@ class StatefulSetStrategy(_Workload):
 
     def validate(self, obj: dict) -> list[FieldError]:
         spec = obj.get("spec") or {}
-        out = _validate_common_workload(spec, "statefulset")
+        out = _validate_common_workload(_with_claim_volumes(spec), "statefulset")
         pmp = spec.get("podManagementPolicy")
         if pmp not in ("OrderedReady", "Parallel"):
             out.append(errors.not_supported("spec.podManagementPolicy", pmp,
