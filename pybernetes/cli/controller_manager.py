@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resource-quota-sync-period", type=float, default=300.0, metavar="SECONDS",
                    help="how often every ResourceQuota's usage is recalculated from the "
                         "objects in its namespace (default: %(default)s)")
+    flags.add_leader_election(p)
     flags.add_log_level(p)
     p.set_defaults(func=run)
 
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     known = sorted(manager.controller_classes())
     try:
         names = manager.select(args.controllers, known)
+        timing = flags.leader_election_timing(args)
     except ValueError as e:
         print(f"pybernetes controller-manager: {e}", file=sys.stderr)
         return 2
@@ -67,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_until_signalled(manager.run(args.kubeconfig, names, args.leader_elect,
-                                             args.root_ca_file)))
+    from pybernetes.client.leader_election import LeadershipLost
+    try:
+        asyncio.run(_until_signalled(manager.run(args.kubeconfig, names, args.leader_elect,
+                                                 args.root_ca_file, timing)))
+    except LeadershipLost as e:
+        return flags.leadership_lost("controller-manager", e)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import socket
 import sys
 
@@ -75,3 +76,58 @@ def serving_hosts(bind_address: str) -> list[str]:
     if bind_address not in ("0.0.0.0", "::", ""):
         hosts.append(bind_address)
     return hosts
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s)")
+
+
+def duration(value: str) -> float:
+    """Seconds, from a Go duration as upstream's flags take it (15s, 1m30s, 500ms) or a
+    plain number of seconds."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r} (e.g. 15s, 1m, 500ms)")
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def add_leader_election(p: argparse.ArgumentParser) -> None:
+    """--leader-elect-* timing, with upstream's names and defaults."""
+    p.add_argument("--leader-elect-lease-duration", type=duration, default=15.0,
+                   metavar="DURATION",
+                   help="how long standbys wait after the leader's last renewal before one "
+                        "takes over (default: 15s)")
+    p.add_argument("--leader-elect-renew-deadline", type=duration, default=10.0,
+                   metavar="DURATION",
+                   help="how long the leader keeps retrying a renewal before it stops "
+                        "leading and exits; less than the lease duration (default: 10s)")
+    p.add_argument("--leader-elect-retry-period", type=duration, default=2.0,
+                   metavar="DURATION",
+                   help="how often candidates try to acquire, and the leader to renew, "
+                        "the Lease (default: 2s)")
+
+
+def leader_election_timing(args: argparse.Namespace) -> dict[str, float]:
+    """LeaderElector keyword arguments from the flags; ValueError when inconsistent."""
+    timing = {"lease_duration": args.leader_elect_lease_duration,
+              "renew_deadline": args.leader_elect_renew_deadline,
+              "retry_period": args.leader_elect_retry_period}
+    if not timing["retry_period"] > 0:
+        raise ValueError("--leader-elect-retry-period must be greater than zero")
+    if not timing["renew_deadline"] > timing["retry_period"]:
+        raise ValueError("--leader-elect-renew-deadline must be greater than "
+                         "--leader-elect-retry-period")
+    if not timing["lease_duration"] > timing["renew_deadline"]:
+        raise ValueError("--leader-elect-lease-duration must be greater than "
+                         "--leader-elect-renew-deadline")
+    return timing
+
+
+def leadership_lost(component: str, err: Exception) -> int:
+    """Log upstream's line for a leader that could not keep its Lease; the exit code."""
+    logging.getLogger(f"pybernetes.{component}").error("leaderelection lost: %s", err)
+    return 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pybernetes.cli import flags
 
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "several copies can run for high availability (default: true)")
     p.add_argument("--bind-concurrency", type=int, default=32, metavar="N",
                    help="Bindings in flight at once (default: %(default)s)")
+    flags.add_leader_election(p)
     flags.add_log_level(p)
     p.set_defaults(func=run)
 
@@ -50,10 +52,19 @@ def run(args: argparse.Namespace) -> int:
     from pybernetes.scheduler import main
     flags.setup_logging(args.log_level)
     try:
+        timing = flags.leader_election_timing(args)
+    except ValueError as e:
+        print(f"pybernetes scheduler: {e}", file=sys.stderr)
+        return 2
+    try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_until_signalled(main.run(args.kubeconfig, args.leader_elect,
-                                          max(1, args.bind_concurrency))))
+    from pybernetes.client.leader_election import LeadershipLost
+    try:
+        asyncio.run(_until_signalled(main.run(args.kubeconfig, args.leader_elect,
+                                              max(1, args.bind_concurrency), timing)))
+    except LeadershipLost as e:
+        return flags.leadership_lost("scheduler", e)
     return 0

@@ -75,7 +75,7 @@ async def run_controllers(client: Any, names: list[str], root_ca: str = "") -> N
 
 
 async def run(kubeconfig: str, names: list[str], leader_elect: bool,
-              root_ca_file: str = "") -> None:
+              root_ca_file: str = "", timing: dict[str, float] | None = None) -> None:
     from pybernetes.client.api import APIClient
     from pybernetes.controllers.serviceaccount import ca_from_kubeconfig
     if root_ca_file:
@@ -90,7 +90,7 @@ async def run(kubeconfig: str, names: list[str], leader_elect: bool,
             return
         from pybernetes.client.leader_election import LeaderElector
         identity = f"{socket.gethostname()}_{uuid.uuid4()}"
-        elector = LeaderElector(client, LEASE_NAME, identity)
+        elector = LeaderElector(client, LEASE_NAME, identity, **(timing or {}))
         await elector.run(lambda: run_controllers(client, names, root_ca))
     finally:
         await client.close()

@@ -293,7 +293,8 @@ def _has_pod_affinity(pod: dict) -> bool:
     return bool(((pod.get("spec") or {}).get("affinity") or {}).get("podAffinity"))
 
 
-async def run(kubeconfig: str, leader_elect: bool, bind_concurrency: int) -> None:
+async def run(kubeconfig: str, leader_elect: bool, bind_concurrency: int,
+              timing: dict[str, float] | None = None) -> None:
     from pybernetes.client.api import APIClient
     client = await APIClient.from_kubeconfig(kubeconfig, user_agent="pybernetes-scheduler")
     try:
@@ -302,7 +303,7 @@ async def run(kubeconfig: str, leader_elect: bool, bind_concurrency: int) -> Non
             return
         from pybernetes.client.leader_election import LeaderElector
         identity = f"{socket.gethostname()}_{uuid.uuid4()}"
-        elector = LeaderElector(client, LEASE_NAME, identity)
+        elector = LeaderElector(client, LEASE_NAME, identity, **(timing or {}))
         await elector.run(lambda: Scheduler(client, bind_concurrency).run())
     finally:
         await client.close()
