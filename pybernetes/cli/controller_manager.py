@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resource-quota-sync-period", type=float, default=300.0, metavar="SECONDS",
                    help="how often every ResourceQuota's usage is recalculated from the "
                         "objects in its namespace (default: %(default)s)")
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16", metavar="CIDR[,CIDR]",
+                   help="pod addresses; node IPAM gives each node a slice of it as its "
+                        "podCIDR (default: %(default)s; IPv4,IPv6 for dual stack)")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24, metavar="BITS",
+                   help="prefix length of each node's IPv4 podCIDR (default: %(default)s)")
     flags.add_leader_election(p)
     flags.add_log_level(p)
     p.set_defaults(func=run)
@@ -57,6 +62,14 @@ def run(args: argparse.Namespace) -> int:
     NodeLifecycleController.monitor_period = args.node_monitor_period
     from pybernetes.controllers.resourcequota import ResourceQuotaController
     ResourceQuotaController.resync_period = args.resource_quota_sync_period
+    from pybernetes.controllers import nodeipam
+    try:
+        nodeipam.parse_cluster_cidrs(args.cluster_cidr, args.node_cidr_mask_size)
+    except nodeipam.CIDRSetError as e:
+        print(f"pybernetes controller-manager: {e}", file=sys.stderr)
+        return 2
+    nodeipam.NodeIPAMController.cluster_cidr = args.cluster_cidr
+    nodeipam.NodeIPAMController.node_mask = args.node_cidr_mask_size
     known = sorted(manager.controller_classes())
     try:
         names = manager.select(args.controllers, known)

@@ -25,6 +25,7 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.job import JobController
     from pybernetes.controllers.namespace import NamespaceController
     from pybernetes.controllers.node_lifecycle import NodeLifecycleController
+    from pybernetes.controllers.nodeipam import NodeIPAMController
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.resourcequota import ResourceQuotaController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
@@ -34,7 +35,8 @@ def controller_classes() -> dict[str, type[Controller]]:
             "endpoints": EndpointsController,
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
             "job": JobController,
-            "namespace": NamespaceController, "nodelifecycle": NodeLifecycleController,
+            "namespace": NamespaceController, "nodeipam": NodeIPAMController,
+            "nodelifecycle": NodeLifecycleController,
             "replicaset": ReplicaSetController, "resourcequota": ResourceQuotaController,
             "serviceaccount": ServiceAccountController,
             "statefulset": StatefulSetController}
