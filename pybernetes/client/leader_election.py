@@ -10,8 +10,6 @@ import logging
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
-import aiohttp
-
 from pybernetes.client.api import LEASES, APIClient
 from pybernetes.machinery.errors import StatusError
 
@@ -76,16 +74,17 @@ class LeaderElector:
 
     async def _acquire(self) -> None:
         """Try every retry_period until the Lease is ours; API trouble is only logged
-        (a standby must outlive an API server restart)."""
+        (components start before the API server is ready, standbys outlive its restarts)."""
         while True:
             try:
-                if await self.try_acquire_or_renew():
+                # bounded: a hung request must not keep a candidate from trying again
+                if await asyncio.wait_for(self.try_acquire_or_renew(), self.renew_deadline):
                     return
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - StatusError, connection errors: retry
                 log.warning("%s: error acquiring lease %s/%s: %s", self.identity,
-                            self.namespace, self.name, e or type(e).__name__)
+                            self.namespace, self.name, str(e) or type(e).__name__)
             await asyncio.sleep(self.retry_period)
 
     async def _renew_loop(self) -> None:
@@ -113,7 +112,7 @@ class LeaderElector:
                 raise
             except Exception as e:  # noqa: BLE001 - timeouts, StatusError, connection errors
                 log.warning("%s: renewing lease %s/%s failed: %s", self.identity,
-                            self.namespace, self.name, e or type(e).__name__)
+                            self.namespace, self.name, str(e) or type(e).__name__)
             holder = self.observed_holder
             if holder and holder != self.identity:
                 raise LeadershipLost(f"{self.identity}: lease {self.namespace}/{self.name} "
