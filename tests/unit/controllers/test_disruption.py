@@ -2,6 +2,7 @@
 healthy counts, disruptedPods expiry and when the status needs writing."""
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -52,6 +53,10 @@ def ref(kind: str, name: str, uid: str, api_version: str = "apps/v1") -> dict:
     return {"apiVersion": api_version, "kind": kind, "name": name, "uid": uid}
 
 
+def run(coro):
+    return asyncio.run(coro)
+
+
 def test_scaled_value_rounds_percentages_up():
     assert scaled_value(2, 10) == 2
     assert scaled_value("50%", 3) == 2
@@ -72,23 +77,23 @@ def test_expected_pods_come_from_the_controllers():
             pod("b", owner=ref("ReplicaSet", "web-1", "r1")),
             pod("c", owner=ref("StatefulSet", "db", "s1")),
             pod("d", owner=ref("ReplicationController", "old", "c1", "v1"))]
-    assert c.expected_scale(pods) == (5 + 2 + 4, [])  # the Deployment counts, not its RS
+    assert run(c.expected_scale(pods)) == (5 + 2 + 4, [])  # the Deployment counts, not its RS
     pdb = {"spec": {"maxUnavailable": "50%"}}
-    assert c.expected_counts(pdb, pods) == (11, 11 - 6, [])
-    assert c.expected_counts({"spec": {"minAvailable": "50%"}}, pods) == (11, 6, [])
+    assert run(c.expected_counts(pdb, pods)) == (11, 11 - 6, [])
+    assert run(c.expected_counts({"spec": {"minAvailable": "50%"}}, pods)) == (11, 6, [])
     # an integer minAvailable needs no controllers: the pods themselves are expected
-    assert c.expected_counts({"spec": {"minAvailable": 2}}, pods + [pod("e")]) == (5, 2, [])
+    assert run(c.expected_counts({"spec": {"minAvailable": 2}}, pods + [pod("e")])) == (5, 2, [])
 
 
 def test_unknown_controllers_and_unmanaged_pods():
     c = controller()
     with pytest.raises(BudgetError, match='found no controllers for pod "a"'):
-        c.expected_scale([pod("a", owner=ref("ReplicaSet", "gone", "x"))])
-    assert c.expected_scale([pod("lone")]) == (0, ["lone"])
+        run(c.expected_scale([pod("a", owner=ref("ReplicaSet", "gone", "x"))]))
+    assert run(c.expected_scale([pod("lone")])) == (0, ["lone"])
     rs = workload("ReplicaSet", "web-1", "other-uid", 3)
     c = controller(replicasets=FakeInformer(rs))
     with pytest.raises(BudgetError):  # same name, another object: not its controller
-        c.expected_scale([pod("a", owner=ref("ReplicaSet", "web-1", "r1"))])
+        run(c.expected_scale([pod("a", owner=ref("ReplicaSet", "web-1", "r1"))]))
 
 
 def test_healthy_pods_exclude_unready_deleting_and_approved_evictions():
@@ -129,3 +134,17 @@ def test_stale_disruption_target():
     assert due is not None and abs(due - (old + 120)) < 2
     assert stale_disruption_due(pod("a", conditions=[target], deleting=True)) is None
     assert stale_disruption_due(pod("a")) is None
+
+
+def test_other_controllers_through_their_scale_subresource():
+    class Client:
+        async def get(self, res, name, ns, subresource=None):
+            assert (res.plural, name, ns, subresource) == ("deployments", "direct", "ns", "scale")
+            return {"metadata": {"name": name, "uid": "d9"}, "spec": {"replicas": 4}}
+
+    c = controller()
+    c.client = Client()
+    owned = [pod("a", owner=ref("Deployment", "direct", "d9"))]
+    assert run(c.expected_scale(owned)) == (4, [])
+    with pytest.raises(BudgetError):  # the scale belongs to another object of that name
+        run(c.expected_scale([pod("a", owner=ref("Deployment", "direct", "other"))]))
