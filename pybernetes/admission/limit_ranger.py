@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 from ..machinery import errors
 from ..machinery.quantity import Quantity, QuantityError
 from ..machinery.quota import ResourceList, parse_list, pod_aggregate
+from .cached_reads import NamespaceLister
 from .chain import Attributes, Plugin
 
 if TYPE_CHECKING:
@@ -24,10 +25,13 @@ _MAX_MILLI = (2 ** 63 - 1) // 1000  # upstream compares in milli units below thi
 class LimitRanger(Plugin):
     name = "LimitRanger"
 
+    def __init__(self) -> None:
+        self.ranges = NamespaceLister("limitranges")
+
     async def admit(self, attrs: Attributes, api: "APIState") -> None:
         if not _is_pod(attrs) or attrs.operation != "CREATE" or _being_deleted(attrs):
             return
-        ranges = await limit_ranges(api, attrs.namespace)
+        ranges = await self.ranges.list(api, attrs.namespace)
         if not ranges:
             return
         pod = attrs.obj
@@ -37,6 +41,7 @@ class LimitRanger(Plugin):
         _refresh_qos(pod)
 
     async def validate(self, attrs: Attributes, api: "APIState") -> None:
+        self.ranges.note(attrs)
         check: Callable[[dict, dict], list[str]]
         if _is_pod(attrs) and attrs.operation == "CREATE":
             check = pod_violations
@@ -46,7 +51,7 @@ class LimitRanger(Plugin):
             return
         if _being_deleted(attrs) or attrs.obj is None:
             return
-        for lr in await limit_ranges(api, attrs.namespace):
+        for lr in await self.ranges.list(api, attrs.namespace):
             problems = list(dict.fromkeys(check(lr, attrs.obj)))  # each message once
             if problems:
                 why = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
@@ -66,17 +71,6 @@ def _is_claim(attrs: Attributes) -> bool:
 
 def _being_deleted(attrs: Attributes) -> bool:
     return bool(attrs.old and (attrs.old.get("metadata") or {}).get("deletionTimestamp"))
-
-
-async def limit_ranges(api: "APIState", namespace: str) -> list[dict]:
-    """The namespace's LimitRanges from the API server's watch cache, once it has caught
-    up with every acknowledged write (so a range created a moment ago already counts)."""
-    from ..apiserver.resource_store import ListOptions
-    rs = api.resource("", "v1", "limitranges")
-    if rs is None or not namespace:
-        return []
-    items, _ = await rs.list(namespace, ListOptions())
-    return items
 
 
 def _items(lr: dict, kind: str) -> list[dict]:

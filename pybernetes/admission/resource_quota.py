@@ -16,6 +16,7 @@ from ..machinery import errors
 from ..machinery.quota import (Evaluator, ResourceList, add, equals, evaluator_for, is_zero,
                                less_than_or_equal, mask, negative_names, parse_list,
                                pretty_print, subtract_non_negative)
+from .cached_reads import NamespaceLister
 from .chain import Attributes, Plugin
 
 if TYPE_CHECKING:
@@ -34,16 +35,17 @@ class ResourceQuota(Plugin):
         # one charge at a time per namespace in this process (upstream batches a
         # namespace's requests through one worker); the CAS covers other processes
         self._locks: dict[str, asyncio.Lock] = {}
+        self.quotas = NamespaceLister("resourcequotas")
 
     async def validate(self, attrs: Attributes, api: "APIState") -> None:
+        self.quotas.note(attrs)
         ev = _evaluator(attrs)
         if ev is None:
             return
         rs = api.resource("", "v1", "resourcequotas")
         if rs is None:
             return
-        from ..apiserver.resource_store import ListOptions
-        quotas, _ = await rs.list(attrs.namespace, ListOptions())
+        quotas = await self.quotas.list(api, attrs.namespace)
         if not quotas:
             return
         lock = self._locks.setdefault(attrs.namespace, asyncio.Lock())
