@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..machinery import errors
-from ..machinery.quantity import Quantity, QuantityError
+from ..machinery.quantity import Quantity
 from ..machinery.quota import ResourceList, parse_list, pod_aggregate
 from .cached_reads import NamespaceLister
 from .chain import Attributes, Plugin
@@ -230,10 +230,7 @@ def pod_violations(lr: dict, pod: dict) -> list[str]:
 
 def claim_violations(lr: dict, claim: dict) -> list[str]:
     """Storage bounds apply to what the claim requests; claims get no defaults."""
-    try:
-        req = parse_list(((claim.get("spec") or {}).get("resources") or {}).get("requests"))
-    except QuantityError:
-        return []
+    req = parse_list(((claim.get("spec") or {}).get("resources") or {}).get("requests"))
     out: list[str] = []
     for item in _items(lr, "PersistentVolumeClaim"):
         lo, hi, _ = _bounds(item)
