@@ -145,8 +145,8 @@ class Strategy:
                 obj.pop("status", None)
 
     def prepare_for_status_update(self, obj: dict, old: dict) -> None:
-        """status-subresource update: everything but status (and labels/annotations
-        changes, per upstream) is kept from `old`."""
+        """status-subresource update: everything but status and metadata is kept from
+        `old` (server-owned metadata was already carried over)."""
         for k in list(obj):
             if k not in ("metadata", "status", "apiVersion", "kind"):
                 del obj[k]

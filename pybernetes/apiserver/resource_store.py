@@ -441,8 +441,14 @@ class ResourceStore:
                              subresource: str = "") -> dict | None:
         """Everything an update does before the write; None when nothing changed."""
         md, old_md = new["metadata"], old["metadata"]
-        if subresource in ("status", "approval", "finalize"):
-            # a status-like subresource changes only its part; metadata stays as stored
+        if subresource == "status":
+            # upstream: /status keeps the spec but takes metadata changes (labels,
+            # annotations) like a main update, minus what the strategy resets
+            objectmeta.carry_over(md, old_md)
+            self.s.prepare_for_status_update(new, old)
+            causes = self._validate_meta(new, old) + self.s.validate_status_update(new, old)
+        elif subresource in ("approval", "finalize"):
+            # these change only their part; metadata stays as stored
             new["metadata"] = copy.deepcopy(old_md)
             getattr(self.s, f"prepare_for_{subresource}_update")(new, old)
             validate = getattr(self.s, f"validate_{subresource}_update", None)

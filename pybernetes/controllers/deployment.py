@@ -189,9 +189,12 @@ class DeploymentController(Controller):
         ann = d["metadata"].get("annotations") or {}
         if not rev or ann.get(ru.REVISION) == rev:
             return False
+        # through /status, as upstream: an annotation change on the main resource
+        # would bump the Deployment's generation
         patched = await self.client.patch(
             DEPLOYMENTS, d["metadata"]["name"],
-            {"metadata": {"annotations": {ru.REVISION: rev}}}, namespace=d["metadata"]["namespace"])
+            {"metadata": {"annotations": {ru.REVISION: rev}}}, namespace=d["metadata"]["namespace"],
+            subresource="status")
         d["metadata"] = patched["metadata"]
         return False
 

@@ -158,6 +158,13 @@ def test_generation_tracks_spec_only_and_status_is_split(cluster: Cluster) -> No
     s, scale = cluster.json("GET", base + "/gen/scale")
     assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 3
     assert scale["status"] == {"replicas": 7, "selector": "app=gen"}
+    # /status takes annotation changes (how the Deployment controller records its
+    # revision) without bumping the generation; server-owned metadata stays
+    d["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}
+    d["metadata"]["generation"] = 40
+    s, d = cluster.json("PUT", base + "/gen/status", d)
+    assert s == 200 and d["metadata"]["generation"] == 2
+    assert d["metadata"]["annotations"] == {"deployment.kubernetes.io/revision": "1"}
 
 
 def test_stale_update_conflicts(cluster: Cluster) -> None:
