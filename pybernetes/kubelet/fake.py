@@ -74,9 +74,10 @@ def node_ip(name: str) -> str:
 
 
 def fallback_cidr(index: int) -> str:
+    """The index-th /24 of FALLBACK_CIDR (wrapping around)."""
     net = ipaddress.ip_network(FALLBACK_CIDR)
-    subnets = list(net.subnets(new_prefix=24))
-    return str(subnets[index % len(subnets)])
+    count = 1 << (24 - net.prefixlen)
+    return f"{net.network_address + (index % count) * 256}/24"
 
 
 class FakeKubelet:
@@ -114,6 +115,7 @@ class FakeKubelet:
                      for a in self.agents.values()]
             tasks += [asyncio.create_task(self._worker())
                       for _ in range(max(1, self.opts.concurrency))]
+            tasks.append(asyncio.create_task(self._report()))
             log.info("fake kubelet: %d node(s) (%s%s)", len(self.agents),
                      next(iter(self.agents)), ", ..." if len(self.agents) > 1 else "")
             await asyncio.gather(*tasks)
@@ -124,6 +126,17 @@ class FakeKubelet:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.pod_informer.stop()
             await self.node_informer.stop()
+
+    async def _report(self, every: float = 10.0) -> None:
+        """One log line per busy interval: how fast pod statuses are going out."""
+        last = 0
+        while True:
+            await asyncio.sleep(every)
+            if self.writes != last:
+                log.info("fake kubelet: %d pod status writes in %.0fs (%.0f/s), %d pods, "
+                         "%d queued", self.writes - last, every, (self.writes - last) / every,
+                         len(self.pods), len(self.queue))
+                last = self.writes
 
     def _node_seen(self, node: dict) -> None:
         agent = self.agents.get(node["metadata"]["name"])
