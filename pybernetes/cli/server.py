@@ -40,6 +40,8 @@ examples:
       a second, throwaway cluster beside the first one
   pybernetes server --storage etcd --etcd-endpoints http://127.0.0.1:2379
       keep the cluster state in an existing etcd
+  pybernetes server --kubelet-arg fake-nodes=3
+      three simulated nodes (the fake runtime) instead of one
 
 then, in another terminal:
   export KUBECONFIG=DATA_DIR/admin.kubeconfig
@@ -49,6 +51,11 @@ then, in another terminal:
 # Components `pybernetes server` runs. The apiserver is what every other one talks to.
 REQUIRED = ("apiserver",)
 OPTIONAL: tuple[str, ...] = ("controller-manager", "scheduler", "kubelet")
+
+# k3s-style pass-through flags: --kubelet-arg fake-nodes=3 adds --fake-nodes=3
+PASSTHROUGH = {"apiserver": "kube-apiserver-arg",
+               "controller-manager": "kube-controller-manager-arg",
+               "scheduler": "kube-scheduler-arg", "kubelet": "kubelet-arg"}
 
 # Each component's identity, as upstream names them (user CN, groups).
 IDENTITIES = {"controller-manager": ("system:kube-controller-manager", []),
@@ -77,6 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="container runtime of this machine's node (default: %(default)s)")
     p.add_argument("--cluster-cidr", default="10.42.0.0/16", metavar="CIDR",
                    help="pod IPs come from here, one /24 per node (default: %(default)s)")
+    for component, flag in PASSTHROUGH.items():
+        p.add_argument(f"--{flag}", action="append", default=[], metavar="FLAG=VALUE",
+                       help=f"extra flag for the {component} (repeatable, as k3s), e.g. "
+                            f"--{flag} log-level=debug")
     p.add_argument("--disable", action="append", default=[], metavar="COMPONENT",
                    help="do not run COMPONENT (repeatable); can be disabled: "
                         f"{', '.join(OPTIONAL) or 'none in this version'}")
@@ -178,8 +189,12 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
     kubelet = Component("kubelet", base + [
         "kubelet", "--kubeconfig", kubeconfigs["kubelet"], "--runtime", args.kubelet_runtime,
         "--node-name", args.node_name, "--log-level", args.log_level], env)
-    return [c for c in [apiserver, controller_manager, scheduler, kubelet]
-            if c.name not in args.disable]
+    chosen = [c for c in [apiserver, controller_manager, scheduler, kubelet]
+              if c.name not in args.disable]
+    for c in chosen:
+        extra = getattr(args, PASSTHROUGH[c.name].replace("-", "_"))
+        c.argv += [f"--{a.lstrip('-')}" for a in extra]
+    return chosen
 
 
 def _component_kubeconfigs(args: argparse.Namespace, data_dir: str, pki) -> dict[str, str]:

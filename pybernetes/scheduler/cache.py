@@ -78,6 +78,7 @@ class PodInfo:
     priority: int
     affinity: dict
     required_anti: bool   # has required pod anti-affinity (others must check it)
+    owner_uid: str = ""   # uid of its controller (ReplicaSet, StatefulSet, ...), if any
 
     @classmethod
     def of(cls, pod: dict) -> "PodInfo":
@@ -89,9 +90,11 @@ class PodInfo:
         aff = spec.get("affinity") or {}
         anti = ((aff.get("podAntiAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution"))
+        owner = next((r.get("uid") or "" for r in pod["metadata"].get("ownerReferences") or []
+                      if r.get("controller")), "")
         return cls(pod, pod_key(pod), req, req.get("cpu") or DEFAULT_MILLI_CPU,
                    req.get("memory") or DEFAULT_MEMORY, ports, int(spec.get("priority") or 0),
-                   aff, bool(anti))
+                   aff, bool(anti), owner)
 
     @property
     def labels(self) -> dict:
@@ -116,6 +119,7 @@ class NodeInfo:
     labels: dict = field(default_factory=dict)
     taints: list = field(default_factory=list)
     unschedulable: bool = False
+    by_owner: dict[str, int] = field(default_factory=dict)  # controller uid -> pods here
 
     def set_node(self, node: dict) -> None:
         self.node = node
@@ -144,6 +148,12 @@ class NodeInfo:
             self.requested[k] = self.requested.get(k, 0) + sign * v
         self.non_zero_cpu += sign * pi.non_zero_cpu
         self.non_zero_memory += sign * pi.non_zero_memory
+        if pi.owner_uid:
+            n = self.by_owner.get(pi.owner_uid, 0) + sign
+            if n > 0:
+                self.by_owner[pi.owner_uid] = n
+            else:
+                self.by_owner.pop(pi.owner_uid, None)
         for p in pi.ports:
             n = self.used_ports.get(p, 0) + sign
             if n:

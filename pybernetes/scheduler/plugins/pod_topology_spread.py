@@ -1,6 +1,11 @@
 """PodTopologySpread: for each DoNotSchedule constraint, placing the pod in a node's
 domain must keep (matching pods there + 1) - (fewest in any eligible domain) within
-maxSkew. ScheduleAnyway constraints only score: fewer matching pods, higher score."""
+maxSkew. ScheduleAnyway constraints only score: fewer matching pods, higher score.
+
+A pod that asks for no spreading but belongs to a controller gets upstream's system
+default (hostname, maxSkew 3, ScheduleAnyway) over its siblings, so a Deployment's
+replicas spread over nodes. Siblings are counted by controller uid, which is what
+upstream's default selector (the owner's selector) picks for controller-made pods."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,6 +46,12 @@ def constraints(pod: PodInfo, when: str) -> list[Constraint]:
                               c.get("nodeTaintsPolicy", "Ignore") == "Honor",
                               1 if sel.matches(pod.labels) else 0))
     return out
+
+
+def system_defaulted(pod: PodInfo) -> bool:
+    """No constraints of its own and made by a controller: the system default applies."""
+    return bool(pod.owner_uid) and not (pod.pod.get("spec") or {}).get(
+        "topologySpreadConstraints")
 
 
 def _eligible(pod: PodInfo, cs: list[Constraint], ni: NodeInfo) -> bool:
@@ -95,6 +106,9 @@ class PodTopologySpread(Plugin):
         return None
 
     def pre_score(self, state: dict, pod: PodInfo, nodes: list[NodeInfo]) -> bool:
+        if system_defaulted(pod):
+            state["pts.score"] = None
+            return True
         cs = constraints(pod, "ScheduleAnyway")
         if not cs:
             return False
@@ -102,6 +116,8 @@ class PodTopologySpread(Plugin):
         return True
 
     def score(self, state: dict, pod: PodInfo, node: NodeInfo) -> int:
+        if state["pts.score"] is None:  # siblings on this very node (hostname domains)
+            return node.by_owner.get(pod.owner_uid, 0)
         cs, counts = state["pts.score"]
         return sum(dom.get(node.labels.get(c.key, ""), 0) for c, dom in zip(cs, counts))
 

@@ -1,4 +1,6 @@
 """Each filter and score on plain dicts, with upstream's reason strings."""
+from pybernetes.scheduler.cache import PodInfo
+from pybernetes.scheduler.plugins.pod_topology_spread import system_defaulted
 from tests.unit.scheduler.helpers import cluster, node, place, pod, schedule
 
 ZONE = "topology.kubernetes.io/zone"
@@ -166,3 +168,23 @@ def test_topology_spread_max_skew():
 def test_node_name_plugin():
     fw = cluster(node("a"), node("b"))
     assert schedule(fw, pod("p", nodeName="b")).node == "b"
+
+
+def test_replicas_of_one_controller_spread_over_big_equal_nodes():
+    """On 32-CPU nodes LeastAllocated cannot tell 100m from 300m; upstream's system
+    default spreading (hostname, maxSkew 3) still puts one replica per node."""
+    for seed_pods in range(3):
+        fw = cluster(*(node(f"n{i}", cpu="32", memory="256Gi") for i in range(3)))
+        owner = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1",
+                  "uid": f"rs-{seed_pods}", "controller": True}]
+        placed = []
+        for i in range(3):
+            p = pod(f"web-{seed_pods}-{i}", labels={"app": "web"})
+            p["metadata"]["ownerReferences"] = owner
+            placed.append(place(fw, p))
+        assert sorted(placed) == ["n0", "n1", "n2"]
+
+
+def test_pods_without_a_controller_are_not_spread_by_default():
+    p = PodInfo.of(pod("lonely"))
+    assert p.owner_uid == "" and not system_defaulted(p)
