@@ -565,12 +565,13 @@ async def test_standby_outlives_api_errors_while_waiting(tmp_path: Path) -> None
         b = Candidate(client, "patient", "waiter")
         await asyncio.sleep(1)
         await asyncio.to_thread(c.stop)
-        await asyncio.sleep(1)  # b's attempts fail now; a loses the lease
-        assert not b.task.done()
+        await a.cancel()        # the holder goes; its release cannot reach the server
+        await asyncio.sleep(1)  # b's attempts fail meanwhile
+        assert not b.task.done() and not b.leading.is_set()
         c = await asyncio.to_thread(start_cluster, data_dir, c.port, API_ONLY)
         await eventually(lambda: b.leading.is_set(), 20, "the waiter leads after the restart")
+        assert (await lease_spec(client, "patient"))["holderIdentity"] == "waiter"
         await b.cancel()
-        await asyncio.gather(a.task, return_exceptions=True)
     finally:
         await a.cancel()
         await client.close()
