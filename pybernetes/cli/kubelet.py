@@ -193,7 +193,7 @@ async def _run_fake(args: argparse.Namespace) -> None:
                            termination_seconds=args.fake_termination_seconds,
                            concurrency=args.api_concurrency)
         kubelet = FakeKubelet(client, node_configs(args), opts,
-                              EventRecorder(client, "kubelet", args.node_name),
+                              lambda node: EventRecorder(client, "kubelet", node),
                               lease_duration=args.lease_duration,
                               heartbeat_period=max(0.1, args.heartbeat_period),
                               status_update_period=max(0.1, args.status_update_period))

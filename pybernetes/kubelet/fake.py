@@ -26,7 +26,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pybernetes.client.api import NODES, PODS, APIClient
 from pybernetes.client.informer import Informer
@@ -80,13 +80,26 @@ def fallback_cidr(index: int) -> str:
     return f"{net.network_address + (index % count) * 256}/24"
 
 
+def _older(rv: str, than: str) -> bool:
+    """Whether resourceVersion `rv` predates `than` (ours are store revisions)."""
+    try:
+        return int(rv) < int(than)
+    except ValueError:
+        return rv != than
+
+
 class FakeKubelet:
     def __init__(self, client: APIClient, nodes: list[NodeConfig], opts: FakeOptions,
-                 recorder: Any = None, lease_duration: int = 40, heartbeat_period: float = 10.0,
-                 status_update_period: float = 60.0):
-        self.client, self.opts, self.recorder = client, opts, recorder
-        self.agents = {cfg.name: NodeAgent(client, cfg, recorder, lease_duration,
-                                           heartbeat_period, status_update_period)
+                 recorders: Callable[[str], Any] | None = None, lease_duration: int = 40,
+                 heartbeat_period: float = 10.0, status_update_period: float = 60.0):
+        """`recorders(node_name)` makes the EventRecorder of one node (events name the
+        node as their source host, as a kubelet's do)."""
+        self.client, self.opts = client, opts
+        self.recorders = {cfg.name: recorders(cfg.name) if recorders else None
+                          for cfg in nodes}
+        self.agents = {cfg.name: NodeAgent(client, cfg, self.recorders[cfg.name],
+                                           lease_duration, heartbeat_period,
+                                           status_update_period)
                        for cfg in nodes}
         self.index = {cfg.name: i for i, cfg in enumerate(nodes)}
         self.pods: dict[str, PodRecord] = {}      # uid -> record
@@ -245,7 +258,7 @@ class FakeKubelet:
         pool = self.pools.get((agent.name, cidr))
         if pool is None:
             pool = self.pools[(agent.name, cidr)] = PodIPPool(cidr)
-            log.info("node %s: pod IPs from %s", agent.name, cidr)
+            log.debug("node %s: pod IPs from %s", agent.name, cidr)
         return pool
 
     async def _advance(self, key: str, pod: dict, rec: PodRecord, agent: NodeAgent) -> None:
@@ -270,8 +283,10 @@ class FakeKubelet:
     async def _write(self, pod: dict, rec: PodRecord, status: dict) -> None:
         mine = summary(status)
         rv = pod["metadata"].get("resourceVersion", "")
-        if mine == rec.sent and (rv == rec.sent_rv or summary(pod.get("status") or {}) == mine):
-            return
+        if summary(pod.get("status") or {}) == mine:
+            return  # the pod says so already (e.g. picked up again after a restart)
+        if mine == rec.sent and _older(rv, rec.sent_rv):
+            return  # our write is on its way to the informer cache
         md = pod["metadata"]
         try:
             out = await self.client.patch(PODS, md["name"], {"status": status},
@@ -338,6 +353,6 @@ class FakeKubelet:
         rec.pool = None
 
     def _event(self, pod: dict, type_: str, reason: str, message: str) -> None:
-        if self.recorder is not None:
-            self.recorder.event({**pod, "apiVersion": "v1", "kind": "Pod"}, type_, reason,
-                                message)
+        recorder = self.recorders.get((pod.get("spec") or {}).get("nodeName") or "")
+        if recorder is not None:
+            recorder.event({**pod, "apiVersion": "v1", "kind": "Pod"}, type_, reason, message)

@@ -240,12 +240,15 @@ def test_killed_kubelet_makes_nodes_unknown_and_tainted(kubectl: Kubectl, ready_
     """Last: it stops the node agent for good."""
     components["kubelet"].stop(signal.SIGKILL)
 
-    def unreachable() -> bool:
-        node = get_json(kubectl, "node", "fake-0")
+    def unreachable(name: str) -> bool:
+        node = get_json(kubectl, "node", name)
         taints = {t["key"]: t["effect"] for t in node["spec"].get("taints") or []}
         return condition(node, "Ready") == "Unknown" and \
             taints.get("node.kubernetes.io/unreachable") == "NoExecute"
-    wait_for("fake-0 Unknown and tainted", unreachable, timeout=30)
+    wait_for("every fake node Unknown and tainted", lambda: all(unreachable(n) for n in NODES),
+             timeout=30)
     rows = {line.split()[0]: line.split()[1] for line in
             kubectl("get", "nodes", "--no-headers").splitlines()}
     assert all(rows[n] == "NotReady" for n in NODES)
+    described = kubectl("describe", "node", "fake-1")
+    assert "NodeStatusUnknown" in described and "Kubelet stopped posting node status." in described
