@@ -60,6 +60,22 @@ class Cluster:
     def kubeconfig(self) -> str:
         return str(self.data_dir / "admin.kubeconfig")
 
+    def component_pid(self, name: str) -> int | None:
+        """The pid of the server's `name` child (apiserver, scheduler, ...), from /proc."""
+        for path in glob.glob(f"/proc/{self.proc.pid}/task/*/children"):
+            try:
+                pids = open(path).read().split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                except OSError:
+                    continue
+                if name.encode() in argv[:4]:  # python -m pybernetes.cli.main NAME ...
+                    return int(pid)
+        return None
+
     def ssl_context(self) -> ssl.SSLContext:
         pki = self.data_dir / "pki"
         ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))

@@ -21,6 +21,7 @@ rejected (phase Failed, reason OutOfpods / OutOfcpu / NodeAffinity ...)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -266,6 +267,10 @@ class FakeKubelet:
             await self._reject(pod, rec)
             return
         now = time.time()
+        # readiness may be switched on a running pod (a probe starting to fail or pass)
+        never_ready = fake_pod.behaviour(pod, self.opts.run_seconds).never_ready
+        if never_ready != rec.run.b.never_ready:
+            rec.run.b = dataclasses.replace(rec.run.b, never_ready=never_ready)
         before = (rec.run.exits, rec.run.terminal)
         nxt = rec.run.advance(now)
         if rec.run.exits > before[0] and rec.run.backoff_until is not None:

@@ -1,127 +1,51 @@
-"""Deployments end to end: a real `pybernetes server`, the controller manager, and the
-real kubectl. Until nodes exist, a stand-in kubelet in this module marks new pods
-Running and Ready (after a short delay) so rollouts have something to wait for."""
+"""Workloads end to end on a whole cluster: `pybernetes server` with its controller
+manager, scheduler and a fake-runtime kubelet simulating three nodes, driven by the
+real kubectl as the classic walkthroughs do. Pods are steered through the fake
+runtime's annotations (never ready, exit codes) where a walkthrough needs it."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from pybernetes.controllers.daemonset import target_node
-from tests.conftest import Cluster, Kubectl
+from tests.conftest import OPTIONAL_COMPONENTS, Cluster, Kubectl, start_cluster
 
 pytestmark = pytest.mark.kubectl
-REPO = Path(__file__).resolve().parents[2]
-# While pybernetes.client has not landed, the manager runs on a small stand-in client.
-_MAIN = ("import sys; from tests.unit.controllers.client_standin import install; install(); "
-         "from pybernetes.cli.main import main; sys.exit(main(sys.argv[1:]))")
-
-
-class PodReadier(threading.Thread):
-    """Marks each pending pod Running and Ready `delay` seconds after it appears
-    (except pods of an image named never-ready)."""
-
-    def __init__(self, cluster: Cluster, delay: float = 0.3):
-        super().__init__(daemon=True)
-        self.cluster, self.delay = cluster, delay
-        self.stopping = threading.Event()
-        self.first_seen: dict[str, float] = {}
-        self.ips = 0
-
-    def run(self) -> None:
-        while not self.stopping.wait(0.1):
-            try:
-                self._tick()
-            except Exception:  # noqa: BLE001 - the server may be restarting; try again
-                pass
-
-    def _tick(self) -> None:
-        status, body = self.cluster.json("GET", "/api/v1/pods")
-        if status != 200:
-            return
-        now = time.monotonic()
-        for pod in body.get("items") or []:
-            md, st = pod["metadata"], pod.get("status") or {}
-            if md.get("deletionTimestamp") or st.get("phase") in ("Running", "Succeeded", "Failed"):
-                continue
-            if "never-ready" in pod["spec"]["containers"][0]["image"]:
-                continue  # a broken release: stays Pending
-            seen = self.first_seen.setdefault(md["uid"], now)
-            if now - seen < self.delay:
-                continue
-            ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            ready = {"type": "Ready", "status": "True", "lastTransitionTime": ts}
-            exit_code = (md.get("labels") or {}).get("e2e-exit")
-            if exit_code in ("0", "1"):  # a run-to-completion pod: finishes instead
-                phase = "Succeeded" if exit_code == "0" else "Failed"
-                done = {"type": "Ready", "status": "False", "lastTransitionTime": ts}
-                self.cluster.json("PATCH", f"/api/v1/namespaces/{md['namespace']}/pods/"
-                                  f"{md['name']}/status",
-                                  {"status": {"phase": phase, "conditions": [done]}},
-                                  content_type="application/merge-patch+json")
-                continue
-            self.ips += 1
-            ip = f"10.42.{self.ips // 250}.{self.ips % 250 + 2}"
-            patch = {"status": {"phase": "Running", "conditions": [ready], "startTime": ts,
-                                "podIP": ip, "podIPs": [{"ip": ip}]}}
-            self.cluster.json("PATCH", f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}"
-                              "/status", patch, content_type="application/merge-patch+json")
-
-
-class Manager:
-    """The controller-manager child process; restartable (the chaos test kills it)."""
-
-    def __init__(self, cluster: Cluster):
-        self.cluster = cluster
-        self.log = open(Path(cluster.data_dir) / "controller-manager.log", "ab")
-        self.proc = self.start()
-
-    def start(self) -> subprocess.Popen:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _MAIN, "controller-manager", "--kubeconfig",
-             self.cluster.kubeconfig, "--leader-elect", "--node-monitor-grace-period=3",
-             "--node-monitor-period=0.5"], cwd=REPO,
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        return self.proc
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(5)
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.log.close()
-        return self.proc.returncode
+NODES = ["e2e-0", "e2e-1", "e2e-2"]
+NEVER_READY = {"fake.pybernetes.io/never-ready": "true"}
 
 
 @pytest.fixture(scope="module")
-def controllers(cluster: Cluster) -> Iterator[Manager]:
-    manager = Manager(cluster)
-    readier = PodReadier(cluster)
-    readier.start()
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Every component; nodes heartbeat each second and are declared dead after 3 s."""
+    c = start_cluster(tmp_path_factory.mktemp("workloads"), components=OPTIONAL_COMPONENTS,
+                      extra=["--node-name", "e2e", "--kubelet-arg", "fake-nodes=3",
+                             "--kubelet-arg", "heartbeat-period=0.5",
+                             "--kube-controller-manager-arg", "node-monitor-grace-period=3",
+                             "--kube-controller-manager-arg", "node-monitor-period=0.5"])
     try:
-        yield manager
+        yield c
     finally:
-        readier.stopping.set()
-        code = manager.stop()
-        readier.join(5)
-    assert code == 0, "controller-manager did not stop cleanly on SIGTERM"
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def nodes(cluster: Cluster, kubectl: Kubectl) -> list[str]:
+    wait_for("3 Ready nodes", lambda: kubectl("get", "nodes", "--no-headers").count(" Ready ")
+             == 3)
+    return NODES
 
 
 @pytest.fixture
-def ns(kubectl: Kubectl, controllers, request) -> str:
+def ns(kubectl: Kubectl, nodes, request) -> str:
     name = "t-" + request.node.name.replace("_", "-")[5:40].strip("-").lower()
     kubectl("create", "namespace", name)
     return name
@@ -170,6 +94,13 @@ class Sampler(threading.Thread):
         self.join(5)
 
 
+def set_never_ready_image(kubectl: Kubectl, ns: str) -> None:
+    """A broken release: image never-ready:1, whose containers run but never get ready."""
+    kubectl("patch", "deploy/web", "-n", ns, "-p", json.dumps(
+        {"spec": {"template": {"metadata": {"annotations": NEVER_READY}, "spec": {
+            "containers": [{"name": "nginx", "image": "never-ready:1"}]}}}}))
+
+
 def rollout(kubectl: Kubectl, ns: str, name: str = "web") -> str:
     return kubectl("rollout", "status", f"deploy/{name}", "-n", ns, "--timeout=60s", timeout=70)
 
@@ -216,8 +147,8 @@ def test_deleted_pod_comes_back_and_scale(cluster: Cluster, kubectl: Kubectl, ns
     assert len(pods(cluster, ns)) == 5
     # a pod that turned unready is the first to go on scale-down
     sick = pods(cluster, ns)[3]["metadata"]["name"]
-    kubectl("patch", "pod", sick, "-n", ns, "--subresource=status", "--type=merge", "-p",
-            '{"status":{"conditions":[{"type":"Ready","status":"False"}]}}')
+    # its readiness fails from now on (the fake runtime's stand-in for a failing probe)
+    kubectl("annotate", "pod", sick, "-n", ns, "fake.pybernetes.io/never-ready=true")
     wait_for("4 ready", lambda: kubectl("get", "deploy/web", "-n", ns, "-o",
                                         "jsonpath={.status.readyReplicas}") == "4")
     kubectl("scale", "deploy/web", "--replicas=4", "-n", ns)
@@ -350,7 +281,7 @@ def test_cascading_deletes(cluster: Cluster, kubectl: Kubectl, ns: str):
 
 
 def test_namespace_defaults_then_deletion_empties_it(cluster: Cluster, kubectl: Kubectl,
-                                                     controllers):
+                                                     nodes):
     kubectl("create", "namespace", "doomed")
     wait_for("default service account", lambda: kubectl.run(
         "get", "serviceaccount", "default", "-n", "doomed", check=False).returncode == 0)
@@ -377,7 +308,7 @@ def test_stuck_rollout_exceeds_progress_deadline_and_undo_recovers(cluster: Clus
     kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2", "-n", ns)
     kubectl("patch", "deploy/web", "-n", ns, "-p", '{"spec":{"progressDeadlineSeconds":2}}')
     rollout(kubectl, ns)
-    kubectl("set", "image", "deploy/web", "nginx=never-ready:1", "-n", ns)
+    set_never_ready_image(kubectl, ns)
     p = kubectl.run("rollout", "status", "deploy/web", "-n", ns, "--timeout=30s", check=False,
                     timeout=40)
     assert p.returncode != 0
@@ -419,7 +350,7 @@ def test_scaling_mid_rollout_is_proportional(cluster: Cluster, kubectl: Kubectl,
     kubectl("patch", "deploy/web", "-n", ns, "-p", json.dumps(
         {"spec": {"strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}}}))
     rollout(kubectl, ns)
-    kubectl("set", "image", "deploy/web", "nginx=never-ready:1", "-n", ns)
+    set_never_ready_image(kubectl, ns)
 
     def sizes() -> dict[str, int]:
         items = json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]
@@ -436,25 +367,34 @@ def test_scaling_mid_rollout_is_proportional(cluster: Cluster, kubectl: Kubectl,
     assert "from 3 to 5" in events and "from 2 to 4" in events
 
 
-def test_rollout_survives_sigkilled_controller_manager(cluster: Cluster, kubectl: Kubectl, ns: str,
-                                                       controllers: Manager):
-    """Idempotent reconciles: kill -9 the manager mid-rollout, restart it, repeat;
-    the rollout completes with exactly the desired pods, none duplicated or lost."""
-    kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=40", "-n", ns)
-    rollout(kubectl, ns)
+def test_rollout_survives_sigkilled_controller_manager_and_scheduler(cluster: Cluster,
+                                                                     kubectl: Kubectl, ns: str):
+    """Idempotent reconciles: kill -9 the controller manager and the scheduler again
+    and again during a 200-replica rollout (the server restarts them; each new one
+    waits out its predecessor's Lease); it converges with exactly the desired pods,
+    none duplicated or lost."""
+    kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=200", "-n", ns)
+    kubectl("rollout", "status", "deploy/web", "-n", ns, "--timeout=120s", timeout=130)
     kubectl("set", "image", "deploy/web", "nginx=nginx:1.26", "-n", ns)
-    for delay in (0.3, 0.6, 0.9):
+    killed = []
+    for victim, delay in (("controller-manager", 0.5), ("scheduler", 0.5),
+                          ("controller-manager", 3.0), ("scheduler", 1.0)):
         time.sleep(delay)
-        controllers.kill()
-        controllers.start()
-    rollout(kubectl, ns)
-    live = wait_for("exactly 40 new pods", lambda: (ps := pods(cluster, ns)) and len(ps) == 40 and
-                    {p["spec"]["containers"][0]["image"] for p in ps} == {"nginx:1.26"} and ps)
-    assert len({p["metadata"]["name"] for p in live}) == 40
+        pid = wait_for(f"{victim} running", lambda: cluster.component_pid(victim))
+        os.kill(pid, signal.SIGKILL)
+        killed.append((victim, pid))
+    kubectl("rollout", "status", "deploy/web", "-n", ns, "--timeout=150s", timeout=160)
+    live = wait_for("exactly 200 new pods", lambda: (ps := pods(cluster, ns)) and len(ps) == 200
+                    and {p["spec"]["containers"][0]["image"] for p in ps} == {"nginx:1.26"}
+                    and ps)
+    assert len({p["metadata"]["name"] for p in live}) == 200
+    assert all(p["spec"].get("nodeName") in NODES for p in live)
     time.sleep(1)  # nothing more happens after convergence
-    assert len(pods(cluster, ns)) == 40
+    assert len(pods(cluster, ns)) == 200
     rs = json.loads(kubectl("get", "rs", "-n", ns, "-o", "json"))["items"]
-    assert sorted(r["spec"]["replicas"] for r in rs) == [0, 40]
+    assert sorted(r["spec"]["replicas"] for r in rs) == [0, 200]
+    for victim, pid in killed:  # the supervisor brought up new ones
+        assert cluster.component_pid(victim) not in (None, pid)
 
 
 def test_service_endpoints_follow_ready_pods(cluster: Cluster, kubectl: Kubectl, ns: str):
@@ -493,7 +433,8 @@ def test_service_endpoints_follow_ready_pods(cluster: Cluster, kubectl: Kubectl,
 def job_manifest(name: str, exit_code: str, **spec) -> str:
     return json.dumps({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
                        "spec": {**spec, "template": {
-                           "metadata": {"labels": {"e2e-exit": exit_code}},
+                           "metadata": {"annotations": {
+                               "fake.pybernetes.io/exit-code": exit_code}},
                            "spec": {"restartPolicy": "Never",
                                     "containers": [{"name": "c", "image": "busybox"}]}}}})
 
@@ -535,7 +476,6 @@ def test_cronjob_fires_on_the_minute(cluster: Cluster, kubectl: Kubectl, ns: str
     cj = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
           "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid",
                    "jobTemplate": {"spec": {"template": {
-                       "metadata": {"labels": {"e2e-exit": "0"}},
                        "spec": {"restartPolicy": "Never",
                                 "containers": [{"name": "c", "image": "busybox"}]}}}}}}
     kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(cj))
@@ -595,76 +535,84 @@ def test_statefulset_orders_pods_keeps_claims_and_partitions(cluster: Cluster, k
     assert "data-db-2" in kubectl("get", "pvc", "-n", ns, "-o", "name")  # claims are kept
 
 
-def test_daemonset_runs_one_pod_per_eligible_node(cluster: Cluster, kubectl: Kubectl, ns: str):
-    for i, taints in enumerate(([], [], [{"key": "dedicated", "value": "infra",
-                                          "effect": "NoSchedule"}])):
-        kubectl("apply", "-f", "-", input=json.dumps(
-            {"apiVersion": "v1", "kind": "Node",
-             "metadata": {"name": f"ds-node-{i}", "labels": {"ds-test": "yes"}},
-             "spec": {"taints": taints}}))
+def test_daemonset_runs_one_pod_per_eligible_node(cluster: Cluster, kubectl: Kubectl,
+                                                  ns: str, nodes: list[str]):
     ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
           "spec": {"selector": {"matchLabels": {"app": "agent"}},
                    "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {
-                       "nodeSelector": {"ds-test": "yes"},
                        "containers": [{"name": "c", "image": "agent:1"}]}}}}
     kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(ds))
     kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s", timeout=70)
 
     def placement() -> dict[str, str]:
-        return {target_node(p): p["spec"]["containers"][0]["image"]
-                for p in pods(cluster, ns, "app=agent")}
-    assert placement() == {"ds-node-0": "agent:1", "ds-node-1": "agent:1"}  # not the tainted one
-    st = json.loads(kubectl("get", "ds", "agent", "-n", ns, "-o", "json"))["status"]
-    assert (st["desiredNumberScheduled"], st["numberReady"], st["numberAvailable"]) == (2, 2, 2)
+        return {p["spec"]["nodeName"]: p["spec"]["containers"][0]["image"]
+                for p in pods(cluster, ns, "app=agent") if p["status"].get("phase") == "Running"}
+    assert placement() == {n: "agent:1" for n in nodes}  # every fake node
+    out = kubectl("get", "ds", "agent", "-n", ns).splitlines()
+    assert out[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE",
+                              "NODE", "SELECTOR", "AGE"]
+    assert out[1].split()[1:6] == ["3", "3", "3", "3", "3"]
     kubectl("set", "image", "ds/agent", "c=agent:2", "-n", ns)
     kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s", timeout=70)
-    assert placement() == {"ds-node-0": "agent:2", "ds-node-1": "agent:2"}
-    kubectl("label", "node", "ds-node-1", "ds-test-")
-    wait_for("pod leaves the unlabelled node", lambda: set(placement()) == {"ds-node-0"})
-    for i in range(3):
-        kubectl("delete", "node", f"ds-node-{i}")
+    assert wait_for("agent:2 everywhere", lambda: placement() == {n: "agent:2" for n in nodes})
+    # a node selector narrows it: the pod leaves the node that lacks the label
+    kubectl("label", "node", nodes[0], nodes[1], "ds-test=yes")
+    try:
+        kubectl("patch", "ds/agent", "-n", ns, "-p",
+                '{"spec":{"template":{"spec":{"nodeSelector":{"ds-test":"yes"}}}}}')
+        wait_for("pods only on labelled nodes", lambda: set(placement()) == set(nodes[:2]))
+    finally:
+        kubectl("label", "node", nodes[0], nodes[1], "ds-test-")
 
 
-def test_silent_node_is_tainted_and_its_pods_evicted(cluster: Cluster, kubectl: Kubectl, ns: str):
-    def stamp(micro: bool = False) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + (".000000Z" if micro else "Z")
-    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Node",
-                                                  "metadata": {"name": "dying"}}))
-    ready = {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ok",
-             "lastHeartbeatTime": stamp(), "lastTransitionTime": stamp()}
-    status, body = cluster.json("PATCH", "/api/v1/nodes/dying/status",
-                                {"status": {"conditions": [ready]}},
-                                content_type="application/merge-patch+json")
-    assert status == 200, body
-    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-             "metadata": {"name": "dying", "namespace": "kube-node-lease"},
-             "spec": {"holderIdentity": "dying", "leaseDurationSeconds": 40, "renewTime": stamp(True)}}
-    kubectl("apply", "-f", "-", input=json.dumps(lease))
-    tolerant = {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
-                "effect": "NoExecute", "tolerationSeconds": 3}
-    # (without a toleration of its own a pod gets upstream's default: 300 s)
-    for name, tols in (("fragile", [dict(tolerant, tolerationSeconds=0)]),
-                       ("patient", [tolerant])):
-        kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(
-            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-             "spec": {"nodeName": "dying", "tolerations": tols,
-                      "containers": [{"name": "c", "image": "nginx"}]}}))
-    time.sleep(1)
-    assert "unreachable" not in kubectl("get", "node", "dying", "-o", "jsonpath={.spec.taints}")
-    # the heartbeats stop: after the 3 s grace period the node goes Unknown and is tainted
-    wait_for("node Unknown", lambda: kubectl("get", "node", "dying", "-o",
-             'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == "Unknown", timeout=15)
-    taints = json.loads(kubectl("get", "node", "dying", "-o", "jsonpath={.spec.taints}"))
-    assert [(t["key"], t["effect"]) for t in taints] == [("node.kubernetes.io/unreachable",
-                                                           "NoExecute")]
-    tainted = time.monotonic()
-
-    def evicted(name: str) -> bool:
-        pod = json.loads(kubectl("get", "pod", name, "-n", ns, "-o", "json", check=False) or "{}")
-        return not pod or bool(pod["metadata"].get("deletionTimestamp"))
-    wait_for("fragile evicted", lambda: evicted("fragile"), timeout=10)
-    assert not evicted("patient")
-    wait_for("patient evicted after its toleration", lambda: evicted("patient"), timeout=10)
-    assert time.monotonic() - tainted >= 1.5
-    assert "Marking for deletion Pod" in kubectl("get", "events", "-n", ns)
-    kubectl("delete", "node", "dying", "--wait=false")
+def test_dead_node_pods_are_evicted_and_replaced_elsewhere(cluster: Cluster, kubectl: Kubectl,
+                                                           ns: str, nodes: list[str]):
+    """A fifth fake node runs in its own kubelet process; its pods tolerate an
+    unreachable node for 3 s. Kill that kubelet: the node goes Unknown, is tainted,
+    its pods are evicted after the toleration and replaced on the live nodes."""
+    log = open(cluster.data_dir / "dying-kubelet.log", "ab")
+    kubelet = subprocess.Popen(
+        [sys.executable, "-m", "pybernetes.cli.main", "kubelet", "--runtime", "fake",
+         "--kubeconfig", cluster.kubeconfig, "--node-name", "dying", "--heartbeat-period", "0.5"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for("node dying Ready", lambda: kubectl(
+            "get", "node", "dying", "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")]'
+            '.status}', check=False) == "True")
+        for n in nodes:  # everything lands on the doomed node first
+            kubectl("cordon", n)
+        kubectl("create", "deployment", "web", "--image=nginx", "--replicas=3", "-n", ns)
+        kubectl("patch", "deploy/web", "-n", ns, "-p", json.dumps({"spec": {"template": {"spec": {
+            "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                             "effect": "NoExecute", "tolerationSeconds": 3}]}}}}))
+        rollout(kubectl, ns)
+        doomed = {p["metadata"]["name"] for p in pods(cluster, ns)}
+        assert {p["spec"]["nodeName"] for p in pods(cluster, ns)} == {"dying"}
+        for n in nodes:
+            kubectl("uncordon", n)
+        kubelet.kill()
+        kubelet.wait(10)
+        killed = time.monotonic()
+        wait_for("node Unknown", lambda: kubectl("get", "node", "dying", "-o",
+                 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == "Unknown",
+                 timeout=15)
+        taints = json.loads(kubectl("get", "node", "dying", "-o", "jsonpath={.spec.taints}"))
+        assert ("node.kubernetes.io/unreachable", "NoExecute") in \
+            [(t["key"], t["effect"]) for t in taints]
+        replaced = wait_for("3 ready replacements on live nodes", lambda: (
+            ps := [p for p in pods(cluster, ns) if p["metadata"]["name"] not in doomed])
+            and len(ps) == 3 and all(p["spec"].get("nodeName") in nodes and
+                                     p["status"].get("phase") == "Running" for p in ps) and ps,
+            timeout=30)
+        assert len(replaced) == 3
+        assert time.monotonic() - killed >= 3  # grace period + toleration, not at once
+        assert "Marking for deletion Pod" in kubectl("get", "events", "-n", ns)
+        rollout(kubectl, ns)
+    finally:
+        if kubelet.poll() is None:
+            kubelet.kill()
+            kubelet.wait(10)
+        log.close()
+        for n in nodes:
+            kubectl("uncordon", n, check=False)
+        kubectl("delete", "node", "dying", "--wait=false", check=False)

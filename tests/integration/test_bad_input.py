@@ -4,7 +4,6 @@ and the server keeps serving correctly afterwards. Runs against a real server ov
 from __future__ import annotations
 
 import copy
-import glob
 import json
 import os
 import signal
@@ -450,23 +449,6 @@ def test_server_still_serves_after_the_abuse(cluster, baseline):
 
 
 # ----- a killed process ---------------------------------------------------------------------
-def apiserver_child(supervisor_pid: int) -> int | None:
-    """The pid of the supervisor's apiserver child, from /proc."""
-    for path in glob.glob(f"/proc/{supervisor_pid}/task/*/children"):
-        try:
-            pids = open(path).read().split()
-        except OSError:
-            continue
-        for pid in pids:
-            try:
-                argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-            except OSError:
-                continue
-            if b"apiserver" in argv:
-                return int(pid)
-    return None
-
-
 def test_sigkill_during_creates_loses_nothing(tmp_path):
     """SIGKILL the apiserver child mid-burst: the supervisor restarts it, every acknowledged
     create is there with its uid, nothing is half-written, and the server serves again."""
@@ -491,7 +473,7 @@ def test_sigkill_during_creates_loses_nothing(tmp_path):
                 acked[name] = json.loads(raw)["metadata"]["uid"]
 
     try:
-        old = apiserver_child(cluster.proc.pid)
+        old = cluster.component_pid("apiserver")
         assert old is not None
         threads = [threading.Thread(target=creator, args=(w,), daemon=True) for w in range(3)]
         for t in threads:
@@ -503,7 +485,7 @@ def test_sigkill_during_creates_loses_nothing(tmp_path):
         os.kill(old, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # until the restarted server acknowledges more
-            new = apiserver_child(cluster.proc.pid)
+            new = cluster.component_pid("apiserver")
             if new not in (None, old) and len(acked) > before_kill + 20:
                 break
             time.sleep(0.1)
