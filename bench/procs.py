@@ -185,13 +185,16 @@ class Server:
 
 
 def start_server(data_dir: Path, storage: str, etcd_url: str | None = None,
-                 timeout: float = 60.0) -> Server:
+                 timeout: float = 60.0, extra: list[str] | None = None) -> Server:
+    """`pybernetes server` (every component it runs by default) with `extra` flags
+    added, e.g. `--kubelet-arg fake-nodes=100` or `--disable kubelet`."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "pybernetes.cli.main", "server", "--data-dir", str(data_dir),
             "--https-listen-port", str(port), "--storage", storage]
     if etcd_url:
         argv += ["--etcd-endpoints", etcd_url]
+    argv += extra or []
     log = open(data_dir / "server.out", "ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
