@@ -190,8 +190,8 @@ def _validate_metric(m: dict, path: str) -> list[FieldError]:
     key = _SOURCE_KEY[kind]
     source = m.get(key)
     if not isinstance(source, dict):
-        return [errors.required(f"{path}.{key}", f"must populate information for the given "
-                                                 f"metric source")]
+        return [errors.required(f"{path}.{key}", "must populate information for the given "
+                                                 "metric source")]
     target = source.get("target") or {}
     ttype = target.get("type")
     if ttype not in ("Utilization", "Value", "AverageValue"):

@@ -2,7 +2,6 @@
 one ResourceStore per served resource, and the admission chain."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 

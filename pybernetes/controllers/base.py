@@ -10,6 +10,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from pybernetes.client.workqueue import WorkQueue
+from pybernetes.client.informer import Informer
 from pybernetes.machinery.errors import StatusError
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,6 @@ class SharedInformers:
         self._informers: dict[tuple, Any] = {}
 
     def get(self, res: Any, namespace: str | None = None) -> Any:
-        from pybernetes.client.informer import Informer
         key = (res, namespace)
         if key not in self._informers:
             inf = self._informers[key] = Informer(self.client, res, namespace=namespace)
@@ -127,7 +128,6 @@ class Controller:
     workers = 2
 
     def __init__(self, client: Any, informers: SharedInformers, recorder: Any):
-        from pybernetes.client.workqueue import WorkQueue
         self.client, self.informers, self.recorder = client, informers, recorder
         self.queue = WorkQueue()
         self.setup()

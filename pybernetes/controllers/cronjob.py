@@ -9,6 +9,7 @@ import logging
 import time
 from datetime import datetime, timezone
 
+from pybernetes.client.api import Resource
 from pybernetes.controllers.base import (Controller, controller_ref, new_controller_ref,
                                          parse_time, split_key)
 from pybernetes.controllers.cron_schedule import Schedule
@@ -41,7 +42,6 @@ class CronJobController(Controller):
     workers = 2
 
     def setup(self) -> None:
-        from pybernetes.client.api import Resource
         self.CRONJOBS = Resource.of("batch/v1", "cronjobs")
         self.JOBS = Resource.of("batch/v1", "jobs")
         self.cj_informer = self.informers.get(self.CRONJOBS)

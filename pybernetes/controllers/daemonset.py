@@ -8,6 +8,7 @@ import copy
 import logging
 from typing import Any
 
+from pybernetes.client.api import NODES, PODS, Resource
 from pybernetes.controllers import pods as podutil
 from pybernetes.controllers.base import Controller, controller_ref, new_controller_ref, split_key
 from pybernetes.controllers.rollout import scaled_value, template_hash
@@ -121,7 +122,6 @@ class DaemonSetController(Controller):
     workers = 2
 
     def setup(self) -> None:
-        from pybernetes.client.api import NODES, PODS, Resource
         self.DS = Resource.of("apps/v1", "daemonsets")
         self.ds_informer = self.informers.get(self.DS)
         self.node_informer = self.informers.get(NODES)
@@ -162,7 +162,6 @@ class DaemonSetController(Controller):
 
     async def _sync_nodes(self, ds: dict, eligible: set[str], by_node: dict[str, list[dict]],
                           revision: str) -> None:
-        from pybernetes.client.api import PODS
         for node in sorted(eligible - set(by_node)):
             pod = pod_for(ds, node, revision)
             try:
@@ -200,7 +199,6 @@ class DaemonSetController(Controller):
             await self._delete(ds, p)
 
     async def _delete(self, ds: dict, pod: dict) -> None:
-        from pybernetes.client.api import PODS
         try:
             await self.client.delete(PODS, pod["metadata"]["name"],
                                      namespace=pod["metadata"]["namespace"],

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from pybernetes.controllers import pods as podutil
+from pybernetes.client.api import DEPLOYMENTS, PODS, REPLICASETS
 from pybernetes.controllers import rollout as ru
 from pybernetes.controllers.base import (Controller, controller_ref, new_controller_ref,
                                          object_key, parse_time, split_key)
@@ -25,7 +25,6 @@ class DeploymentController(Controller):
     workers = 5
 
     def setup(self) -> None:
-        from pybernetes.client.api import DEPLOYMENTS, PODS, REPLICASETS
         self.d_informer = self.informers.get(DEPLOYMENTS)
         self.rs_informer = self.informers.get(REPLICASETS)
         self.pod_informer = self.informers.get(PODS)
@@ -100,7 +99,6 @@ class DeploymentController(Controller):
             await self._rollout_recreate(d, rss)
 
     async def _claim_replica_sets(self, d: dict) -> list[dict]:
-        from pybernetes.client.api import REPLICASETS
         sel, uid = selector_of(d), d["metadata"]["uid"]
         deleting = bool(d["metadata"].get("deletionTimestamp"))
         owned = []
@@ -162,7 +160,6 @@ class DeploymentController(Controller):
         return await self._create_new_rs(d, old_rss, new_revision), old_rss
 
     async def _sync_existing_new_rs(self, d: dict, rs: dict, new_revision: int) -> dict:
-        from pybernetes.client.api import REPLICASETS
         rs = copy.deepcopy(rs)
         changed_rs = ru.set_new_rs_annotations(d, rs, new_revision, exists=True)
         min_ready = (d.get("spec") or {}).get("minReadySeconds", 0)
@@ -184,7 +181,6 @@ class DeploymentController(Controller):
 
     async def _set_deployment_revision(self, d: dict, rs: dict) -> bool:
         """The deployment carries its newest revision in an annotation."""
-        from pybernetes.client.api import DEPLOYMENTS
         rev = (rs["metadata"].get("annotations") or {}).get(ru.REVISION)
         ann = d["metadata"].get("annotations") or {}
         if not rev or ann.get(ru.REVISION) == rev:
@@ -199,7 +195,6 @@ class DeploymentController(Controller):
         return False
 
     async def _create_new_rs(self, d: dict, old_rss: list[dict], new_revision: int) -> dict | None:
-        from pybernetes.client.api import REPLICASETS
         status = d.get("status") or {}
         collisions = status.get("collisionCount")
         tpl = copy.deepcopy(d["spec"]["template"])
@@ -243,7 +238,6 @@ class DeploymentController(Controller):
     async def _on_collision(self, d: dict, name: str) -> dict | None:
         """A ReplicaSet of that name exists: ours with the same template is the new one;
         anything else is a hash collision, so bump collisionCount and retry."""
-        from pybernetes.client.api import REPLICASETS
         existing = await self.client.get(REPLICASETS, name, namespace=d["metadata"]["namespace"])
         ref = controller_ref(existing)
         if (ref and ref.get("uid") == d["metadata"]["uid"]
@@ -257,7 +251,6 @@ class DeploymentController(Controller):
 
     # ----- scaling -----
     async def _scale(self, d: dict, rs: dict, size: int) -> dict:
-        from pybernetes.client.api import REPLICASETS
         old_size = ru.spec_replicas(rs)
         new = copy.deepcopy(rs)
         ann_changed = ru.set_replicas_annotations(new, ru.spec_replicas(d),
@@ -454,7 +447,6 @@ class DeploymentController(Controller):
 
     async def _cleanup(self, d: dict, old_rss: list[dict]) -> None:
         """Keep revisionHistoryLimit old ReplicaSets; delete the oldest empty ones."""
-        from pybernetes.client.api import REPLICASETS
         limit = (d.get("spec") or {}).get("revisionHistoryLimit")
         if limit is None:
             return
@@ -476,7 +468,6 @@ class DeploymentController(Controller):
                     raise
 
     async def _write_status(self, d: dict) -> None:
-        from pybernetes.client.api import DEPLOYMENTS
         try:
             updated = await self.client.update(DEPLOYMENTS, d, subresource="status")
         except StatusError as e:

@@ -18,6 +18,7 @@ import math
 import time
 from typing import Any
 
+from pybernetes.client.api import Resource
 from pybernetes.api.policy import disruption_condition_current, set_disruption_allowed_condition
 from pybernetes.controllers.base import (Controller, controller_ref, now_rfc3339, object_key,
                                          parse_time, split_key)
@@ -46,8 +47,8 @@ def scaled_value(v: Any, total: int) -> int:
         except ValueError:
             raise BudgetError(f'invalid value for IntOrString: invalid value "{v}"')
         return math.ceil(pct * total / 100)
-    raise BudgetError(f'invalid value for IntOrString: invalid type: string is not a '
-                             f'percentage')
+    raise BudgetError('invalid value for IntOrString: invalid type: string is not a '
+                      'percentage')
 
 
 def is_ready(pod: dict) -> bool:
@@ -147,7 +148,6 @@ class DisruptionController(Controller):
     workers = 2
 
     def setup(self) -> None:
-        from pybernetes.client.api import Resource
         self.PDBS = Resource.of("policy/v1", "poddisruptionbudgets")
         self.PODS = Resource.of("v1", "pods")
         self.pdbs = self.informers.get(self.PDBS)
@@ -326,7 +326,6 @@ class DisruptionController(Controller):
 
     async def scale_subresource(self, ref: dict, ns: str | None) -> tuple[str, int] | None:
         """Any other controller that serves a scale subresource (upstream's last finder)."""
-        from pybernetes.client.api import Resource
         if ref.get("kind") in ("ReplicaSet", "StatefulSet", "ReplicationController"):
             return None  # known kinds were judged above: a miss there is final
         try:

@@ -9,6 +9,7 @@ import copy
 import logging
 from typing import Any
 
+from pybernetes.client.api import PODS, Resource
 from pybernetes.controllers import pods as podutil
 from pybernetes.controllers.base import Controller, split_key
 from pybernetes.machinery.errors import StatusError
@@ -121,7 +122,6 @@ class _ServicePods(Controller):
     """Keys are services; pod changes enqueue every service that selects the pod."""
 
     def setup(self) -> None:
-        from pybernetes.client.api import PODS, Resource
         self.svc_informer = self.informers.get(Resource.of("v1", "services"))
         self.pod_informer = self.informers.get(PODS)
         self.svc_informer.add_handler(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n),
@@ -152,7 +152,6 @@ class EndpointsController(_ServicePods):
     workers = 3
 
     async def reconcile(self, key: str) -> None:
-        from pybernetes.client.api import Resource
         res = Resource.of("v1", "endpoints")
         svc, pods = self.service_and_pods(key)
         ns, name = split_key(key)
@@ -197,7 +196,6 @@ class EndpointSliceController(_ServicePods):
     workers = 3
 
     async def reconcile(self, key: str) -> None:
-        from pybernetes.client.api import Resource
         res = Resource.of("discovery.k8s.io/v1", "endpointslices")
         ns, name = split_key(key)
         svc, pods = self.service_and_pods(key)

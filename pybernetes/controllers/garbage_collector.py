@@ -15,6 +15,7 @@ import copy
 import logging
 from typing import Any
 
+from pybernetes.client.api import Resource
 from pybernetes.controllers.base import Controller, split_key
 from pybernetes.machinery.errors import StatusError
 
@@ -46,7 +47,6 @@ class GarbageCollector(Controller):
     workers = 4
 
     def setup(self) -> None:
-        from pybernetes.client.api import Resource
         self.monitored: list[tuple[Any, Any]] = []
         for api_version, plural in MONITORED:
             try:
@@ -141,7 +141,6 @@ class GarbageCollector(Controller):
         for _, inf in self.monitored:
             if inf.by_index("uid", ref.get("uid", "")):
                 return True
-        from pybernetes.client.api import Resource
         try:
             owner_res = Resource.of(ref.get("apiVersion", ""), ref.get("kind", ""))
         except Exception:  # noqa: BLE001 - a kind we cannot resolve: leave the dependent be

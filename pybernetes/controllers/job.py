@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from pybernetes.client.api import PODS, Resource
 from pybernetes.controllers import pods as podutil
 from pybernetes.controllers.base import (Controller, Expectations, controller_ref,
                                          new_controller_ref, now_rfc3339, object_key, parse_time,
@@ -76,7 +77,6 @@ class JobController(Controller):
     workers = 3
 
     def setup(self) -> None:
-        from pybernetes.client.api import PODS, Resource
         self.JOBS = Resource.of("batch/v1", "jobs")
         self.expectations = Expectations()
         self.job_informer = self.informers.get(self.JOBS)
@@ -214,7 +214,6 @@ class JobController(Controller):
                 return
 
     async def _create(self, job: dict, index: int | None) -> str:
-        from pybernetes.client.api import PODS
         tpl = copy.deepcopy(job["spec"]["template"])
         md = tpl.get("metadata") or {}
         name = job["metadata"]["name"]
@@ -240,7 +239,6 @@ class JobController(Controller):
         return ""
 
     async def _delete_pods(self, job: dict, pods: list[dict]) -> None:
-        from pybernetes.client.api import PODS
         for p in pods:
             try:
                 await self.client.delete(PODS, p["metadata"]["name"],

@@ -8,6 +8,9 @@ import socket
 import uuid
 from typing import Any
 
+from pybernetes.client.api import APIClient
+from pybernetes.client.events import EventRecorder
+from pybernetes.client.leader_election import LeaderElector
 from pybernetes.controllers.base import Controller, SharedInformers
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,6 @@ def select(spec: str, known: list[str]) -> list[str]:
 async def run_controllers(client: Any, names: list[str], root_ca: str = "") -> None:
     """Start the informers the chosen controllers need, wait for their caches, then
     serve every controller's queue until cancelled."""
-    from pybernetes.client.events import EventRecorder
     classes = controller_classes()
     informers = SharedInformers(client)
     controllers = [classes[n](client, informers, EventRecorder(client, f"{n}-controller"))
@@ -78,7 +80,6 @@ async def run_controllers(client: Any, names: list[str], root_ca: str = "") -> N
 
 async def run(kubeconfig: str, names: list[str], leader_elect: bool,
               root_ca_file: str = "", timing: dict[str, float] | None = None) -> None:
-    from pybernetes.client.api import APIClient
     from pybernetes.controllers.serviceaccount import ca_from_kubeconfig
     if root_ca_file:
         with open(root_ca_file) as f:
@@ -90,7 +91,6 @@ async def run(kubeconfig: str, names: list[str], leader_elect: bool,
         if not leader_elect:
             await run_controllers(client, names, root_ca)
             return
-        from pybernetes.client.leader_election import LeaderElector
         identity = f"{socket.gethostname()}_{uuid.uuid4()}"
         elector = LeaderElector(client, LEASE_NAME, identity, **(timing or {}))
         await elector.run(lambda: run_controllers(client, names, root_ca))

@@ -10,6 +10,7 @@ import copy
 import logging
 from typing import Any
 
+from pybernetes.client.api import NAMESPACES, Resource
 from pybernetes.controllers.base import Controller, now_rfc3339
 from pybernetes.machinery.errors import StatusError
 
@@ -22,7 +23,6 @@ RECHECK_SECONDS = 2.0  # while pods finish their grace period
 def namespaced_resources() -> list[Any]:
     """Every namespaced resource that can be listed and deleted (one version each)."""
     from pybernetes.api.registry import registry
-    from pybernetes.client.api import Resource
     seen, out = set(), []
     reg = registry()
     for s in reg.strategies:
@@ -69,7 +69,6 @@ class NamespaceController(Controller):
     workers = 2
 
     def setup(self) -> None:
-        from pybernetes.client.api import NAMESPACES
         self.ns_informer = self.informers.get(NAMESPACES)
         self.ns_informer.add_handler(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n))
         self._resources: list[Any] | None = None
@@ -120,7 +119,6 @@ class NamespaceController(Controller):
                 raise
 
     async def _write_conditions(self, ns: dict, conditions: dict | list) -> None:
-        from pybernetes.client.api import NAMESPACES
         old = {c["type"]: (c["status"], c.get("message")) for c in
                (ns.get("status") or {}).get("conditions") or []}
         new = {c["type"]: (c["status"], c.get("message")) for c in conditions}
@@ -135,7 +133,6 @@ class NamespaceController(Controller):
                 raise
 
     async def _finalize(self, ns: dict) -> None:
-        from pybernetes.client.api import NAMESPACES
         obj = copy.deepcopy(ns)
         fins = [f for f in (obj.get("spec") or {}).get("finalizers") or [] if f != FINALIZER]
         obj.setdefault("spec", {})["finalizers"] = fins

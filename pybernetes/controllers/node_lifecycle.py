@@ -11,6 +11,7 @@ import copy
 import logging
 import time
 
+from pybernetes.client.api import LEASES, NODES, PODS
 from pybernetes.controllers.base import Controller, now_rfc3339, parse_time
 from pybernetes.controllers.daemonset import tolerates
 from pybernetes.machinery.errors import StatusError
@@ -66,7 +67,6 @@ class NodeLifecycleController(Controller):
     monitor_period = MONITOR_PERIOD
 
     def setup(self) -> None:
-        from pybernetes.client.api import LEASES, NODES, PODS
         self.NODES = NODES
         self.node_informer = self.informers.get(NODES)
         self.lease_informer = self.informers.get(LEASES, LEASE_NAMESPACE)
@@ -115,7 +115,6 @@ class NodeLifecycleController(Controller):
         return updated
 
     async def _mark_pods_not_ready(self, node_name: str) -> None:
-        from pybernetes.client.api import PODS
         for pod in self.pod_informer.by_index("node", node_name):
             ready = next((c for c in (pod.get("status") or {}).get("conditions") or []
                           if c.get("type") == "Ready"), None)
@@ -144,7 +143,6 @@ class NodeLifecycleController(Controller):
         return await self.client.patch(self.NODES, node["metadata"]["name"], body)
 
     async def _evict(self, node: dict) -> None:
-        from pybernetes.client.api import PODS
         taints = [t for t in (node.get("spec") or {}).get("taints") or []
                   if t.get("effect") == "NoExecute"]
         if not taints:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
+from pybernetes.client.api import NODES
 from pybernetes.controllers.base import Controller
 from pybernetes.machinery.errors import StatusError
 
@@ -120,7 +121,6 @@ class NodeIPAMController(Controller):
     node_mask = NODE_MASK_V4
 
     def setup(self) -> None:
-        from pybernetes.client.api import NODES
         self.NODES = NODES
         self.sets = parse_cluster_cidrs(self.cluster_cidr, self.node_mask)
         self.nodes = self.informers.get(NODES)

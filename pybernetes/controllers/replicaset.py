@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from pybernetes.client.api import PODS, REPLICASETS
 from pybernetes.controllers import pods as podutil
 from pybernetes.controllers.base import (Controller, Expectations, controller_ref,
                                          new_controller_ref, object_key, split_key)
@@ -85,7 +86,6 @@ class ReplicaSetController(Controller):
     workers = 5
 
     def setup(self) -> None:
-        from pybernetes.client.api import PODS, REPLICASETS
         self.expectations = Expectations()
         self.rs_informer = self.informers.get(REPLICASETS)
         self.pod_informer = self.informers.get(PODS)
@@ -177,7 +177,6 @@ class ReplicaSetController(Controller):
     async def _claim_pods(self, rs: dict) -> list[dict]:
         """Pods this ReplicaSet controls after adopting matching orphans and releasing
         owned pods that no longer match (as upstream's PodControllerRefManager)."""
-        from pybernetes.client.api import PODS
         sel, uid = selector_of(rs), rs["metadata"]["uid"]
         deleting = bool(rs["metadata"].get("deletionTimestamp"))
         owned = []
@@ -218,7 +217,6 @@ class ReplicaSetController(Controller):
         return ""
 
     async def _create_pods(self, key: str, rs: dict, count: int) -> str:
-        from pybernetes.client.api import PODS
         log.info("replicaset %s: creating %d pod(s)", key, count)
         self.expectations.expect(key, adds=count)
         pending = count
@@ -248,7 +246,6 @@ class ReplicaSetController(Controller):
         return ""
 
     async def _delete_pods(self, key: str, rs: dict, active: list[dict], count: int) -> None:
-        from pybernetes.client.api import PODS
         related = self._related_pods(rs)
         victims = podutil.pods_to_delete(active, count, related)
         log.info("replicaset %s: deleting %s", key, ", ".join(p["metadata"]["name"] for p in victims))
@@ -285,7 +282,6 @@ class ReplicaSetController(Controller):
                 if podutil.is_active(p) and (controller_ref(p) or {}).get("uid") in uids]
 
     async def _update_status(self, rs: dict, status: dict) -> None:
-        from pybernetes.client.api import REPLICASETS
         if _same_status(rs.get("status") or {}, status):
             return
         new = copy.deepcopy(rs)

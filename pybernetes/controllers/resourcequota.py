@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import Any
 
+from pybernetes.client.api import Resource
 from pybernetes.controllers.base import Controller, split_key
 from pybernetes.machinery import quota as q
 from pybernetes.machinery.errors import StatusError
@@ -27,7 +28,6 @@ DEFAULT_RESYNC = 300.0
 def _resource(group: str, plural: str) -> Any:
     """The client Resource of a served (group, plural) in its preferred version."""
     from pybernetes.api.registry import registry
-    from pybernetes.client.api import Resource
     reg = registry()
     for version in reg.groups().get(group, []):
         s = reg.get(group, version, plural)
@@ -42,7 +42,6 @@ class ResourceQuotaController(Controller):
     resync_period = DEFAULT_RESYNC  # set from --resource-quota-sync-period
 
     def setup(self) -> None:
-        from pybernetes.client.api import Resource
         self.quota_res = Resource.of("v1", "resourcequotas")
         self.quotas = self.informers.get(self.quota_res)
         self.quotas.add_handler(on_add=self.enqueue, on_update=self._quota_updated)

@@ -10,6 +10,7 @@ import os
 
 import yaml
 
+from pybernetes.client.api import CONFIGMAPS, NAMESPACES, SERVICEACCOUNTS
 from pybernetes.controllers.base import Controller, object_key
 from pybernetes.machinery.errors import StatusError
 
@@ -52,7 +53,6 @@ class ServiceAccountController(Controller):
     root_ca = ""  # set by the manager from --root-ca-file or the kubeconfig
 
     def setup(self) -> None:
-        from pybernetes.client.api import CONFIGMAPS, NAMESPACES, SERVICEACCOUNTS
         self.ns_informer = self.informers.get(NAMESPACES)
         self.sa_informer = self.informers.get(SERVICEACCOUNTS)
         self.cm_informer = self.informers.get(CONFIGMAPS)
@@ -75,7 +75,6 @@ class ServiceAccountController(Controller):
             await self._ensure_root_ca(key)
 
     async def _ensure_service_account(self, namespace: str) -> None:
-        from pybernetes.client.api import SERVICEACCOUNTS
         if self.sa_informer.get(namespace, "default") is not None:
             return
         sa = {"apiVersion": "v1", "kind": "ServiceAccount",
@@ -83,7 +82,6 @@ class ServiceAccountController(Controller):
         await self._create(SERVICEACCOUNTS, sa, namespace)
 
     async def _ensure_root_ca(self, namespace: str) -> None:
-        from pybernetes.client.api import CONFIGMAPS
         cm = self.cm_informer.get(namespace, ROOT_CA_CONFIGMAP)
         want = {"ca.crt": self.root_ca}
         if cm is None:

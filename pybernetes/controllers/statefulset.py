@@ -11,6 +11,7 @@ import copy
 import logging
 from typing import Any
 
+from pybernetes.client.api import PODS, Resource
 from pybernetes.controllers import pods as podutil
 from pybernetes.controllers.base import (Controller, controller_ref, new_controller_ref,
                                          split_key)
@@ -67,7 +68,6 @@ class StatefulSetController(Controller):
     workers = 3
 
     def setup(self) -> None:
-        from pybernetes.client.api import PODS, Resource
         self.STS = Resource.of("apps/v1", "statefulsets")
         self.REVS = Resource.of("apps/v1", "controllerrevisions")
         self.PVCS = Resource.of("v1", "persistentvolumeclaims")
@@ -177,7 +177,6 @@ class StatefulSetController(Controller):
             except StatusError as e:
                 if e.reason != "AlreadyExists":
                     raise
-        from pybernetes.client.api import PODS
         pod = pod_for(sts, i, rev, tpl)
         try:
             await self.client.create(PODS, pod, namespace=ns)
@@ -193,7 +192,6 @@ class StatefulSetController(Controller):
                             f"{sts['metadata']['name']} successful")
 
     async def _delete(self, sts: dict, pod: dict) -> None:
-        from pybernetes.client.api import PODS
         try:
             await self.client.delete(PODS, pod["metadata"]["name"], namespace=pod["metadata"]["namespace"],
                                      preconditions={"uid": pod["metadata"]["uid"]})

@@ -196,8 +196,8 @@ def too_large(message: str = "the server has rejected the request because the re
 
 def unsupported_media_type(content_type: str) -> StatusError:
     return StatusError(415, "UnsupportedMediaType",
-                       f'the body of the request was in an unknown format - accepted media types include: '
-                       f'application/json, application/yaml, application/vnd.kubernetes.protobuf'
+                       'the body of the request was in an unknown format - accepted media types include: '
+                       'application/json, application/yaml, application/vnd.kubernetes.protobuf'
                        if not content_type else
                        f"the server does not support the content type {content_type!r}: accepted media "
                        f"types include: application/json, application/yaml")

@@ -12,6 +12,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+from pybernetes.client.api import NODES, PODS, APIClient
+from pybernetes.client.events import EventRecorder
+from pybernetes.client.informer import Informer
+from pybernetes.client.leader_election import LeaderElector
 from pybernetes.machinery.errors import StatusError
 from pybernetes.scheduler.cache import Cache, PodInfo, pod_key
 from pybernetes.scheduler.framework import Framework, Result
@@ -57,8 +61,6 @@ def now_rfc3339() -> str:
 class Scheduler:
     def __init__(self, client: Any, bind_concurrency: int = 32, recorder: Any = None,
                  name: str = SCHEDULER_NAME):
-        from pybernetes.client.api import NODES, PODS
-        from pybernetes.client.informer import Informer
         from pybernetes.scheduler.plugins import default_plugins
         from pybernetes.scheduler.plugins.default_preemption import DefaultPreemption
         self.client, self.name = client, name
@@ -67,7 +69,6 @@ class Scheduler:
         self.queue = SchedulingQueue()
         self.framework = Framework(default_plugins(), self.cache, preemption=DefaultPreemption())
         if recorder is None:
-            from pybernetes.client.events import EventRecorder
             recorder = EventRecorder(client, name)
         self.recorder = recorder
         self.pod_informer = Informer(client, PODS)
@@ -295,13 +296,11 @@ def _has_pod_affinity(pod: dict) -> bool:
 
 async def run(kubeconfig: str, leader_elect: bool, bind_concurrency: int,
               timing: dict[str, float] | None = None) -> None:
-    from pybernetes.client.api import APIClient
     client = await APIClient.from_kubeconfig(kubeconfig, user_agent="pybernetes-scheduler")
     try:
         if not leader_elect:
             await Scheduler(client, bind_concurrency).run()
             return
-        from pybernetes.client.leader_election import LeaderElector
         identity = f"{socket.gethostname()}_{uuid.uuid4()}"
         elector = LeaderElector(client, LEASE_NAME, identity, **(timing or {}))
         await elector.run(lambda: Scheduler(client, bind_concurrency).run())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import os
 import textwrap
 
 import pytest

@@ -17,15 +17,13 @@ from tests.conftest import Cluster, Kubectl
 pytestmark = pytest.mark.kubectl
 REPO = Path(__file__).resolve().parents[2]
 # While pybernetes.client has not landed, the scheduler runs on the controllers' stand-in client.
-_MAIN = ("import sys; from tests.unit.controllers.client_standin import install; install(); "
-         "from pybernetes.cli.main import main; sys.exit(main(sys.argv[1:]))")
 NO_VICTIMS = "No preemption victims found for incoming pod"
 
 
 @pytest.fixture(scope="module")
 def scheduler(cluster: Cluster) -> Iterator[subprocess.Popen]:
     log = open(Path(cluster.data_dir) / "scheduler.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-c", _MAIN, "scheduler", "--kubeconfig",
+    proc = subprocess.Popen([sys.executable, "-m", "pybernetes.cli.main", "scheduler", "--kubeconfig",
                              cluster.kubeconfig, "--log-level", "info"],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)

@@ -2,7 +2,6 @@
 import asyncio
 import hashlib
 import os
-import time
 
 import orjson
 import pytest

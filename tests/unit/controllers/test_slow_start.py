@@ -2,13 +2,9 @@
 template the API rejects costs one request, not N; expectations never wedge."""
 from __future__ import annotations
 
-from tests.unit.controllers.client_standin import install
 from pybernetes.controllers.base import SharedInformers
+from pybernetes.controllers.replicaset import ReplicaSetController
 from pybernetes.machinery.errors import StatusError
-
-install()  # pybernetes.client, or its stand-in while it is missing
-
-from pybernetes.controllers.replicaset import ReplicaSetController  # noqa: E402
 
 
 class RejectingAfter:
