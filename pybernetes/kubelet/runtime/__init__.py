@@ -1,0 +1,1 @@
+"""Container runtimes behind one CRI-shaped interface (base.py): runc, process, fake."""
