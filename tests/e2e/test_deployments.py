@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -20,6 +21,7 @@ from tests.conftest import OPTIONAL_COMPONENTS, Cluster, Kubectl, start_cluster
 
 pytestmark = pytest.mark.kubectl
 NODES = ["e2e-0", "e2e-1", "e2e-2"]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NEVER_READY = {"fake.pybernetes.io/never-ready": "true"}
 
 
@@ -103,6 +105,38 @@ def set_never_ready_image(kubectl: Kubectl, ns: str) -> None:
 
 def rollout(kubectl: Kubectl, ns: str, name: str = "web") -> str:
     return kubectl("rollout", "status", f"deploy/{name}", "-n", ns, "--timeout=60s", timeout=70)
+
+
+def test_walkthrough_nginx_and_hello_world(cluster: Cluster, kubectl: Kubectl, ns: str,
+                                           nodes: list[str]):
+    """The classic first steps: apply the examples, watch them converge, update nginx."""
+    for f in ("nginx-deployment.yaml", "hello-world-deployment.yaml"):
+        kubectl("apply", "-n", ns, "-f", str(EXAMPLES / f))
+    rollout(kubectl, ns, "nginx-deployment")
+    rollout(kubectl, ns, "hello-world")
+    out = kubectl("get", "deployments,replicasets,pods", "-n", ns)
+    blocks = [b.splitlines() for b in out.strip().split("\n\n")]
+    assert [b[0].split() for b in blocks] == [
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]]
+    deploys = {r.split()[0]: r.split()[1:4] for r in blocks[0][1:]}
+    assert deploys == {"deployment.apps/nginx-deployment": ["3/3", "3", "3"],
+                       "deployment.apps/hello-world": ["5/5", "5", "5"]}
+    assert sorted(r.split()[1:4] for r in blocks[1][1:]) == [["3", "3", "3"], ["5", "5", "5"]]
+    assert len(blocks[2]) == 1 + 8 and all(r.split()[1:3] == ["1/1", "Running"]
+                                           for r in blocks[2][1:])
+    placed = {p["spec"]["nodeName"] for p in pods(cluster, ns, "app=nginx")}
+    assert placed == set(nodes)  # three replicas, three nodes
+    kubectl("set", "image", "deployment/nginx-deployment", "nginx=nginx:1.16.1", "-n", ns)
+    assert "successfully rolled out" in rollout(kubectl, ns, "nginx-deployment")
+    assert {p["spec"]["containers"][0]["image"]
+            for p in pods(cluster, ns, "app=nginx")} == {"nginx:1.16.1"}
+    kubectl("expose", "deployment", "hello-world", "--type=LoadBalancer", "--name=my-service",
+            "-n", ns)
+    wait_for("5 endpoints behind my-service", lambda: kubectl(
+        "get", "endpoints", "my-service", "-n", ns, "-o",
+        "jsonpath={.subsets[*].addresses[*].ip}").count(".") == 5 * 3)
 
 
 def test_three_replicas_converge_with_events(cluster: Cluster, kubectl: Kubectl, ns: str):
