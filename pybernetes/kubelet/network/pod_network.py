@@ -1,0 +1,146 @@
+"""The node's pod network, as the runc runtime asks for it: one bridge (cni0-like)
+carrying the node's podCIDR, one veth per pod, addresses from host-local IPAM and
+hostPorts through portmap — the real CNI plugins, configured the way k3s/kubenet
+configure them:
+
+    loopback                    its own attachment (ifname "lo"), as containerd does
+    bridge  + host-local        isGateway (the gateway address lives on the bridge, so
+                                the podCIDR route is local to this machine), ipMasq,
+                                hairpinMode; a default route in the pod via the gateway
+    portmap                     capabilities.portMappings <- the sandbox's hostPorts
+
+The network namespace itself belongs to the runtime (see `netns.py`): `setup` wires
+an existing namespace, `teardown` unwires it and may run after the namespace is gone,
+twice, or in a new process (the CNI result cache is on disk under `state_dir`)."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+
+from ..runtime.base import SandboxConfig
+from . import netns
+from .cni import CNI, DEFAULT_BIN_DIRS, CNIError, RuntimeConf
+
+log = logging.getLogger(__name__)
+
+CNI_VERSION = "1.0.0"      # what Debian's containernetworking-plugins 1.1.1 speak
+LOOPBACK_NETWORK = "cni-loopback"
+
+__all__ = ["PodNetwork", "CNIError"]
+
+
+class PodNetwork:
+    def __init__(self, *, pod_cidr: str, state_dir: str, bridge: str = "pyb0",
+                 gateway: str | None = None, cni_bin_dir: str | list[str] | None = None,
+                 hairpin: bool = True, ip_masq: bool = True, name: str = "pybernetes",
+                 mtu: int = 0):
+        net = ipaddress.ip_network(pod_cidr, strict=False)
+        if len(bridge) > 15:
+            raise ValueError(f"bridge name {bridge!r} is longer than 15 characters")
+        self.pod_cidr = str(net)
+        self.gateway = gateway or str(next(net.hosts()))
+        self.bridge, self.name = bridge, name
+        self.hairpin, self.ip_masq, self.mtu = hairpin, ip_masq, mtu
+        self.state_dir = state_dir
+        bin_dirs = [cni_bin_dir] if isinstance(cni_bin_dir, str) else cni_bin_dir
+        self.cni = CNI(bin_dirs or list(DEFAULT_BIN_DIRS),
+                       cache_dir=os.path.join(state_dir, "cache"))
+
+    @property
+    def ipam_dir(self) -> str:
+        """host-local keeps one lease file per address under <ipam_dir>/<network name>."""
+        return os.path.join(self.state_dir, "ipam")
+
+    def conflist(self) -> dict:
+        bridge: dict = {
+            "type": "bridge", "bridge": self.bridge, "isGateway": True,
+            "ipMasq": self.ip_masq, "hairpinMode": self.hairpin,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": self.pod_cidr, "gateway": self.gateway}]],
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "dataDir": self.ipam_dir,
+            },
+        }
+        if self.mtu:
+            bridge["mtu"] = self.mtu
+        portmap = {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
+        return {"cniVersion": CNI_VERSION, "name": self.name, "plugins": [bridge, portmap]}
+
+    @staticmethod
+    def loopback_conflist() -> dict:
+        return {"cniVersion": CNI_VERSION, "name": LOOPBACK_NETWORK,
+                "plugins": [{"type": "loopback"}]}
+
+    async def setup(self, netns_path: str, cfg: SandboxConfig,
+                    sandbox_id: str | None = None) -> list[str]:
+        """Attach the pod's namespace; return its IPs (primary first). On failure the
+        partial attachment is undone and the plugin's error (CNIError) raised."""
+        if cfg.host_network:
+            return []
+        cid = sandbox_id or default_sandbox_id(cfg)
+        try:
+            await self.cni.add_list(self.loopback_conflist(), self._rt(cid, netns_path, cfg, "lo"))
+            result = await self.cni.add_list(self.conflist(),
+                                             self._rt(cid, netns_path, cfg, "eth0"))
+        except BaseException:
+            try:
+                await self.teardown(netns_path, cfg, sandbox_id=cid)
+            except Exception:   # the ADD error is the one worth reporting
+                log.exception("cleanup after a failed CNI ADD for %s", cid)
+            raise
+        ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
+        log.info("pod %s/%s: network ready on %s, ips %s", cfg.namespace, cfg.name,
+                 self.bridge, ips)
+        return ips
+
+    async def teardown(self, netns_path: str, cfg: SandboxConfig,
+                       sandbox_id: str | None = None) -> None:
+        """Detach the pod (idempotent): veth, IP lease and portmap rules go."""
+        if cfg.host_network:
+            return
+        cid = sandbox_id or default_sandbox_id(cfg)
+        # A path that no longer pins a namespace is passed as "", which the spec's
+        # plugins take as "already gone" instead of failing to open it.
+        path = netns_path if netns_path and netns.is_netns(netns_path) else ""
+        await self.cni.del_list(self.conflist(), self._rt(cid, path, cfg, "eth0"))
+        await self.cni.del_list(self.loopback_conflist(), self._rt(cid, path, cfg, "lo"))
+
+    async def check(self, netns_path: str, cfg: SandboxConfig,
+                    sandbox_id: str | None = None) -> None:
+        """CNI CHECK of the pod's attachment (raises CNIError when it drifted)."""
+        cid = sandbox_id or default_sandbox_id(cfg)
+        await self.cni.check_list(self.conflist(), self._rt(cid, netns_path, cfg, "eth0"))
+
+    async def remove_bridge(self) -> None:
+        """Delete the bridge (node shutdown, tests). No-op when it is absent."""
+        await netns._run(["ip", "link", "del", self.bridge], 10.0, check=False)
+
+    def _rt(self, cid: str, path: str, cfg: SandboxConfig, ifname: str) -> RuntimeConf:
+        args = [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", cfg.namespace),
+                ("K8S_POD_NAME", cfg.name), ("K8S_POD_INFRA_CONTAINER_ID", cid),
+                ("K8S_POD_UID", cfg.pod_uid)]
+        caps = {}
+        ports = [port_mapping(p) for p in cfg.ports if p.host_port > 0]
+        if ports:
+            caps["portMappings"] = ports
+        return RuntimeConf(container_id=cid, netns=path, ifname=ifname, args=args,
+                           capability_args=caps)
+
+
+def port_mapping(p) -> dict:
+    """A CRI PortMapping as the portMappings capability spells it."""
+    entry = {"hostPort": p.host_port, "containerPort": p.container_port,
+             "protocol": (p.protocol or "TCP").lower()}
+    if p.host_ip:
+        entry["hostIP"] = p.host_ip
+    return entry
+
+
+def default_sandbox_id(cfg: SandboxConfig) -> str:
+    """The CNI container id when the runtime gives none: stable per pod attempt, so
+    a teardown in a restarted process finds the same cache entry and leases."""
+    if not cfg.pod_uid:
+        raise ValueError("sandbox config has no pod_uid")
+    return f"{cfg.pod_uid}-{cfg.attempt}"
