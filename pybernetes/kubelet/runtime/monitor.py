@@ -1,0 +1,340 @@
+"""The per-container monitor (what conmon / containerd-shim are to CRI-O / containerd).
+
+One small process per started container, detached from the kubelet (own session,
+double fork), so that the kubelet can stop, crash or upgrade while containers keep
+running. It:
+
+- starts the container: `runc create` + `runc start` (mode "runc"; the monitor is the
+  child subreaper, so the container's init becomes its child once runc exits) or the
+  command itself (mode "process");
+- owns the container's stdout/stderr pipes and copies them into the CRI log format
+  (`<RFC3339Nano> stdout F <line>`; P for pieces of lines longer than 16 KiB);
+- waits for the exit and writes the exit record (exit code, finish time, OOM kill)
+  atomically as JSON next to the container's state, then exits.
+
+Run as `python monitor.py <spec.json>`; it only imports the standard library so it
+starts fast and does not depend on the kubelet's environment. The spec (written by the
+runtime) says what to start; the first line on stdout is the start result (JSON) for
+the runtime waiting on it, after which stdout is /dev/null.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+MAX_LOG_LINE = 16 * 1024          # as containerd's CRI logger: longer lines become P pieces
+PR_SET_CHILD_SUBREAPER = 36
+DRAIN_SECONDS = 2.0               # how long to keep reading pipes after the exit
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def cri_timestamp(now: float | None = None) -> str:
+    """RFC 3339 with nanoseconds in UTC, as the CRI log format wants."""
+    ns = time.time_ns() if now is None else int(now * 1e9)
+    secs, frac = divmod(ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{frac:09d}Z"
+
+
+def proc_start_time(pid: int) -> int:
+    """The process' start time in clock ticks (field 22 of /proc/pid/stat): a pid plus
+    this identifies a process across pid reuse. 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+class CRILog:
+    """Splits a stream into lines and appends them to the log file in CRI format."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.pending: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def feed(self, stream: str, data: bytes) -> None:
+        buf = self.pending[stream]
+        buf += data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0 or nl > MAX_LOG_LINE:
+                break
+            self._write(stream, "F", bytes(buf[:nl]))
+            del buf[:nl + 1]
+        while len(buf) > MAX_LOG_LINE:   # a line too long for one entry
+            self._write(stream, "P", bytes(buf[:MAX_LOG_LINE]))
+            del buf[:MAX_LOG_LINE]
+
+    def flush(self, stream: str) -> None:
+        """At EOF a last line without newline is still a full line (as containerd)."""
+        buf = self.pending[stream]
+        if buf:
+            self._write(stream, "F", bytes(buf))
+            buf.clear()
+
+    def _write(self, stream: str, tag: str, line: bytes) -> None:
+        record = f"{cri_timestamp()} {stream} {tag} ".encode() + line + b"\n"
+        try:
+            os.write(self.fd, record)
+        except OSError:
+            pass   # a full disk must not kill the container's monitor
+
+
+class Monitor:
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.pid = 0
+        self.log = CRILog(spec["log_path"])
+        self.sel = selectors.DefaultSelector()
+        self.open_streams = 0
+
+    # ----- start -----------------------------------------------------------------
+    def start(self) -> None:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            if self.spec["mode"] == "runc":
+                self.pid = self._start_runc(out_w, err_w)
+            else:
+                self.pid = self._start_process(out_w, err_w)
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        for fd, name in ((out_r, "stdout"), (err_r, "stderr")):
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, name)
+            self.open_streams += 1
+
+    def _runc(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        cmd = [self.spec["runc"], "--root", self.spec["runc_root"], *args]
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=60, **kw)
+
+    def _start_runc(self, out_w: int, err_w: int) -> int:
+        cid, pid_file = self.spec["id"], self.spec["pid_file"]
+        # runc hands its own stdio to the container's process (no terminal):
+        # the container writes straight into our pipes.
+        # runc errors also go to its stderr (the container's log); read them from --log.
+        runc_log = self.spec["runc_log"]
+        cmd = [self.spec["runc"], "--root", self.spec["runc_root"], "--log", runc_log,
+               "--log-format", "json", "create", "--bundle", self.spec["bundle"],
+               "--pid-file", pid_file, cid]
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                             timeout=60)
+        if res.returncode != 0:
+            raise StartError(last_runc_error(runc_log) or "runc create failed")
+        with open(pid_file) as f:
+            pid = int(f.read().strip())
+        res = self._runc("start", cid)
+        if res.returncode != 0:
+            raise StartError(res.stderr.decode(errors="replace").strip() or "runc start failed")
+        return pid
+
+    def _start_process(self, out_w: int, err_w: int) -> int:
+        p = self.spec["process"]
+        kw: dict = {}
+        if p.get("uid") is not None and os.geteuid() == 0:
+            kw = {"user": p["uid"], "group": p.get("gid", 0),
+                  "extra_groups": p.get("groups") or []}
+        try:
+            proc = subprocess.Popen(p["args"], stdin=subprocess.DEVNULL, stdout=out_w,
+                                    stderr=err_w, cwd=p.get("cwd") or None, env=p["env"],
+                                    start_new_session=True, **kw)
+        except OSError as e:
+            raise StartError(f"starting {p['args'][0]!r}: {e.strerror or e}") from e
+        self.proc = proc   # kept: reaped by our waitpid(-1) loop, never by Popen
+        with open(self.spec["pid_file"], "w") as f:
+            f.write(str(proc.pid))
+        return proc.pid
+
+    # ----- run -------------------------------------------------------------------
+    def run(self, wake_fd: int) -> dict:
+        """Copy output until the container's main process exits; return the record."""
+        self.sel.register(wake_fd, selectors.EVENT_READ, "wake")
+        status = self._reap()
+        while status is None:
+            for key, _ in self.sel.select(timeout=5.0):   # timeout: a lost SIGCHLD
+                if key.data == "wake":
+                    _drain_fd(wake_fd)
+                else:
+                    self._read(key.fd, key.data)
+            status = self._reap()
+        finished_at = time.time()
+        self._drain_after_exit()
+        if os.WIFSIGNALED(status):
+            code = 128 + os.WTERMSIG(status)
+        else:
+            code = os.WEXITSTATUS(status)
+        return {"pid": self.pid, "exit_code": code, "finished_at": finished_at,
+                "oom_killed": self._oom_killed()}
+
+    def _reap(self) -> int | None:
+        """Reap every exited child (we are a subreaper); the main one's status or None."""
+        found = None
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return found if found is not None else self._lost_child()
+            if pid == 0:
+                return found
+            if pid == self.pid:
+                found = status
+
+    def _lost_child(self) -> int | None:
+        # No children at all: the main process was reaped elsewhere (should not happen).
+        return None if proc_start_time(self.pid) else 255 << 8
+
+    def _read(self, fd: int, stream: str) -> bool:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self.sel.unregister(fd)
+            os.close(fd)
+            self.log.flush(stream)
+            self.open_streams -= 1
+            return False
+        self.log.feed(stream, data)
+        return True
+
+    def _drain_after_exit(self) -> None:
+        """Read what the container wrote before exiting; stop at EOF (its pid namespace
+        is gone) or when a left-behind descendant goes quiet."""
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while self.open_streams and time.monotonic() < deadline:
+            events = [k for k, _ in self.sel.select(timeout=0.2) if k.data != "wake"]
+            if not events:
+                break
+            for key in events:
+                self._read(key.fd, key.data)
+        for key in list(self.sel.get_map().values()):
+            if key.data != "wake":
+                self.log.flush(key.data)
+
+    def _oom_killed(self) -> bool:
+        """The memory cgroup's oom_kill counter (v1 memory.oom_control, v2 memory.events)."""
+        for path in self.spec.get("oom_files", []):
+            try:
+                with open(path) as f:
+                    for line in f:
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and int(value) > 0:
+                            return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+
+class StartError(Exception):
+    pass
+
+
+def last_runc_error(path: str) -> str:
+    """The last error-level message of runc's JSON log."""
+    msg = ""
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("level") in ("error", "fatal"):
+                    msg = entry.get("msg", "")
+    except OSError:
+        pass
+    return msg
+
+
+def _drain_fd(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, OSError):
+        pass
+
+
+def daemonize() -> None:
+    """Double fork: the launcher returns at once, the monitor lives in its own session."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1]) as f:
+        spec = json.load(f)
+    daemonize()
+    # stderr → the monitor's own log, so tracebacks land somewhere.
+    log_fd = os.open(spec["monitor_log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)   # only the container's exit ends us
+    wake_r, wake_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+        fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    mon = Monitor(spec)
+    try:
+        mon.start()
+    except (StartError, OSError, subprocess.SubprocessError, ValueError) as e:
+        _report(json.dumps({"ok": False, "error": str(e)}))
+        return 1
+    started_at = time.time()
+    write_json_atomic(spec["monitor_file"], {
+        "monitor_pid": os.getpid(), "pid": mon.pid, "started_at": started_at,
+        "pid_start_time": proc_start_time(mon.pid)})
+    _report(json.dumps({"ok": True, "pid": mon.pid, "started_at": started_at}))
+    record = mon.run(wake_r)
+    write_json_atomic(spec["exit_file"], record)
+    return 0
+
+
+def _report(line: str) -> None:
+    """The one line the runtime waits for; then stdout goes to /dev/null."""
+    try:
+        os.write(1, line.encode() + b"\n")
+    except OSError as e:
+        if e.errno != errno.EPIPE:
+            raise
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)
+    os.dup2(null, 0)
+    os.close(null)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

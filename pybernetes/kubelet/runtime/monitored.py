@@ -1,0 +1,432 @@
+"""What the runc and process runtimes share: state on disk and per-container monitors.
+
+Layout under `<root>/<runtime name>/`:
+
+    sandboxes/<id>/sandbox.json          config, state, IPs, namespace paths
+    containers/<id>/container.json       config, sandbox, log path, start time
+    containers/<id>/monitor.json         written by the monitor once the process runs
+    containers/<id>/exit.json            written by the monitor when it exited
+
+Every file is written atomically (rename), so a kubelet restarting at any moment
+reads either the old or the new state; nothing is kept only in memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from pybernetes.kubelet.runtime import monitor as monitor_mod
+from pybernetes.kubelet.runtime.base import (
+    ContainerConfig, ContainerRuntimeError, ContainerStatus, DNSConfig, Mount, PortMapping,
+    Resources, Runtime, SandboxConfig, SandboxStatus, Security,
+)
+
+MONITOR_START_TIMEOUT = 60.0
+POLL = 0.05
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def write_json(path: Path, data: dict) -> None:
+    monitor_mod.write_json_atomic(str(path), data)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except ValueError:
+        return None   # a torn write cannot happen (atomic), but a hand-edited file can
+
+
+def sandbox_config_from(data: dict) -> SandboxConfig:
+    data = dict(data)
+    data["dns"] = DNSConfig(**data.get("dns") or {})
+    data["ports"] = [PortMapping(**p) for p in data.get("ports") or []]
+    data["extra_hosts"] = [(ip, list(names)) for ip, names in data.get("extra_hosts") or []]
+    return SandboxConfig(**data)
+
+
+def container_config_from(data: dict) -> ContainerConfig:
+    data = dict(data)
+    data["mounts"] = [Mount(**m) for m in data.get("mounts") or []]
+    data["resources"] = Resources(**data.get("resources") or {})
+    data["security"] = Security(**data.get("security") or {})
+    data["env"] = [(k, v) for k, v in data.get("env") or []]
+    return ContainerConfig(**data)
+
+
+def pid_alive(pid: int, start_time: int = 0) -> bool:
+    """Alive and (when start_time is known) still the same process, not a reused pid."""
+    if pid <= 0:
+        return False
+    now = monitor_mod.proc_start_time(pid)
+    if not now:
+        return False
+    if _is_zombie(pid):
+        return False
+    return not start_time or now == start_time
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return True
+    return data[data.rindex(b")") + 2:][:1] == b"Z"
+
+
+class MonitoredRuntime(Runtime):
+    """Sandboxes and containers as directories; one monitor process per started container.
+    Subclasses provide isolation (or not): sandbox setup/teardown, container
+    preparation, the monitor spec, signalling, exec."""
+
+    def __init__(self, root: str):
+        self.root = Path(root)
+        self.dir = self.root / self.name
+        self.sandboxes_dir = self.dir / "sandboxes"
+        self.containers_dir = self.dir / "containers"
+        for d in (self.sandboxes_dir, self.containers_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # ----- hooks -------------------------------------------------------------------
+    async def _setup_sandbox(self, sid: str, cfg: SandboxConfig, rec: dict) -> None:
+        raise NotImplementedError
+
+    async def _teardown_sandbox_network(self, rec: dict) -> None:
+        raise NotImplementedError
+
+    async def _release_sandbox(self, rec: dict) -> None:
+        raise NotImplementedError
+
+    async def _prepare_container(self, cid: str, sandbox: dict, cfg: ContainerConfig,
+                                 layers: list[str], rec: dict) -> None:
+        raise NotImplementedError
+
+    def _monitor_spec(self, rec: dict) -> dict:
+        raise NotImplementedError
+
+    async def _signal(self, rec: dict, sig: int, all_processes: bool = False) -> None:
+        raise NotImplementedError
+
+    async def _release_container(self, rec: dict) -> None:
+        raise NotImplementedError
+
+    # ----- paths and records -------------------------------------------------------
+    def _sdir(self, sid: str) -> Path:
+        return self.sandboxes_dir / _safe_id(sid)
+
+    def _cdir(self, cid: str) -> Path:
+        return self.containers_dir / _safe_id(cid)
+
+    def _load_sandbox(self, sid: str) -> dict:
+        rec = read_json(self._sdir(sid) / "sandbox.json")
+        if rec is None:
+            raise KeyError(sid)
+        return rec
+
+    def _save_sandbox(self, rec: dict) -> None:
+        write_json(self._sdir(rec["id"]) / "sandbox.json", rec)
+
+    def _load_container(self, cid: str) -> dict:
+        rec = read_json(self._cdir(cid) / "container.json")
+        if rec is None:
+            raise KeyError(cid)
+        return rec
+
+    def _save_container(self, rec: dict) -> None:
+        write_json(self._cdir(rec["id"]) / "container.json", rec)
+
+    # ----- sandboxes ---------------------------------------------------------------
+    async def run_pod_sandbox(self, cfg: SandboxConfig) -> str:
+        sid = new_id()
+        sdir = self._sdir(sid)
+        sdir.mkdir(parents=True)
+        rec = {"id": sid, "config": asdict(cfg), "created_at": time.time(),
+               "state": "creating", "ips": [], "netns_path": ""}
+        self._save_sandbox(rec)   # first, so a crash half-way is still found and removed
+        try:
+            await self._setup_sandbox(sid, cfg, rec)
+        except BaseException as e:
+            await self._remove_sandbox_files(rec)
+            if isinstance(e, ContainerRuntimeError):
+                raise
+            if isinstance(e, Exception):
+                raise ContainerRuntimeError(f"creating pod sandbox: {e}",
+                                            reason="CreatePodSandboxError") from e
+            raise
+        rec["state"] = "ready"
+        self._save_sandbox(rec)
+        return sid
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        try:
+            rec = self._load_sandbox(sandbox_id)
+        except KeyError:
+            return
+        for c in await self.list_containers(sandbox_id):
+            if c.state == "running":
+                await self.stop_container(c.id, 0)
+        if not rec.get("network_down"):
+            await self._teardown_sandbox_network(rec)
+            rec["network_down"] = True
+        rec["state"] = "notready"
+        self._save_sandbox(rec)
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        try:
+            rec = self._load_sandbox(sandbox_id)
+        except KeyError:
+            return
+        await self.stop_pod_sandbox(sandbox_id)
+        for c in await self.list_containers(sandbox_id):
+            await self.remove_container(c.id)
+        await self._remove_sandbox_files(self._load_sandbox(sandbox_id))
+
+    async def _remove_sandbox_files(self, rec: dict) -> None:
+        await self._release_sandbox(rec)
+        shutil.rmtree(self._sdir(rec["id"]), ignore_errors=True)
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
+        return self._sandbox_status(self._load_sandbox(sandbox_id))
+
+    def _sandbox_status(self, rec: dict) -> SandboxStatus:
+        ips = rec.get("ips") or []
+        return SandboxStatus(
+            id=rec["id"], state="ready" if rec.get("state") == "ready" else "notready",
+            created_at=rec["created_at"], ip=ips[0] if ips else "", ips=list(ips),
+            netns_path=rec.get("netns_path", ""), config=sandbox_config_from(rec["config"]))
+
+    async def list_pod_sandboxes(self) -> list[SandboxStatus]:
+        out = []
+        for d in sorted(self.sandboxes_dir.iterdir()):
+            rec = read_json(d / "sandbox.json")
+            if rec is not None:
+                out.append(self._sandbox_status(rec))
+        return out
+
+    # ----- containers --------------------------------------------------------------
+    async def create_container(self, sandbox_id: str, cfg: ContainerConfig,
+                               rootfs_layers: list[str]) -> str:
+        try:
+            sandbox = self._load_sandbox(sandbox_id)
+        except KeyError:
+            raise ContainerRuntimeError(f"pod sandbox {sandbox_id} not found",
+                                        reason="CreateContainerError") from None
+        if sandbox.get("state") != "ready":
+            raise ContainerRuntimeError(f"pod sandbox {sandbox_id} is not ready",
+                                        reason="CreateContainerError")
+        cid = new_id()
+        cdir = self._cdir(cid)
+        cdir.mkdir(parents=True)
+        log_dir = sandbox["config"].get("log_directory") or ""
+        log_path = os.path.join(log_dir, cfg.log_path) if log_dir and cfg.log_path \
+            else str(cdir / "container.log")
+        rec = {"id": cid, "sandbox_id": sandbox_id, "config": asdict(cfg),
+               "created_at": time.time(), "started_at": 0.0, "log_path": log_path}
+        try:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            await self._prepare_container(cid, sandbox, cfg, rootfs_layers, rec)
+            self._save_container(rec)
+        except BaseException as e:
+            await self._release_container(rec)
+            shutil.rmtree(cdir, ignore_errors=True)
+            if isinstance(e, ContainerRuntimeError) or not isinstance(e, Exception):
+                raise
+            raise ContainerRuntimeError(f"creating container {cfg.name}: {e}",
+                                        reason="CreateContainerError") from e
+        return cid
+
+    async def start_container(self, container_id: str) -> None:
+        try:
+            rec = self._load_container(container_id)
+        except KeyError:
+            raise ContainerRuntimeError(f"container {container_id} not found") from None
+        if rec.get("started_at"):
+            raise ContainerRuntimeError(f"container {container_id} was already started")
+        cdir = self._cdir(container_id)
+        spec = self._monitor_spec(rec)
+        spec.update(id=container_id, log_path=rec["log_path"],
+                    monitor_file=str(cdir / "monitor.json"), exit_file=str(cdir / "exit.json"),
+                    monitor_log=str(cdir / "monitor.log"), pid_file=str(cdir / "pid"))
+        write_json(cdir / "monitor-spec.json", spec)
+        rec["started_at"] = time.time()   # "start was attempted": never started twice
+        self._save_container(rec)
+        result = await self._launch_monitor(cdir / "monitor-spec.json")
+        if not result.get("ok"):
+            msg = result.get("error") or "the container's monitor did not start"
+            write_json(cdir / "exit.json", {"exit_code": 128, "finished_at": time.time(),
+                                            "reason": "StartError", "message": msg})
+            raise ContainerRuntimeError(msg, reason="RunContainerError")
+        rec["started_at"] = result["started_at"]
+        self._save_container(rec)
+
+    async def _launch_monitor(self, spec_path: Path) -> dict:
+        """Start the monitor (it double-forks) and read its one-line start result."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", monitor_mod.__file__, str(spec_path),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), MONITOR_START_TIMEOUT)
+        except asyncio.TimeoutError:
+            line = b""
+        await proc.wait()
+        if not line:
+            err = await proc.stderr.read()
+            return {"ok": False, "error": "monitor failed: "
+                    + err.decode(errors="replace").strip()[-2000:]}
+        return json.loads(line)
+
+    async def stop_container(self, container_id: str, timeout: float) -> None:
+        rec = self._load_container(container_id)
+        if self._state(rec)[0] != "running":
+            return
+        await self._signal(rec, signal.SIGTERM)
+        if await self._wait_exit(container_id, max(timeout, 0)):
+            return
+        await self._signal(rec, signal.SIGKILL, all_processes=True)
+        if not await self._wait_exit(container_id, 10.0):
+            raise ContainerRuntimeError(f"container {container_id} did not exit after SIGKILL")
+
+    async def _wait_exit(self, container_id: str, timeout: float) -> bool:
+        """True once the exit is recorded (or the container is otherwise not running)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                rec = self._load_container(container_id)
+            except KeyError:
+                return True
+            if self._state(rec)[0] != "running":
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(POLL)
+
+    async def remove_container(self, container_id: str) -> None:
+        try:
+            rec = self._load_container(container_id)
+        except KeyError:
+            return
+        if self._state(rec)[0] == "running":
+            await self.stop_container(container_id, 0)
+        await self._release_container(rec)
+        shutil.rmtree(self._cdir(container_id), ignore_errors=True)
+
+    def _state(self, rec: dict) -> tuple[str, dict]:
+        """(state, exit record) from the files the monitor writes."""
+        cdir = self._cdir(rec["id"])
+        exit_rec = read_json(cdir / "exit.json")
+        if exit_rec is not None:
+            return "exited", exit_rec
+        mon = read_json(cdir / "monitor.json")
+        if mon is None:
+            if not rec.get("started_at"):
+                return "created", {}
+            return "running" if self._starting(cdir) else "unknown", {}
+        if pid_alive(mon["pid"], mon.get("pid_start_time", 0)) \
+                or pid_alive(mon["monitor_pid"]):
+            return "running", mon
+        exit_rec = read_json(cdir / "exit.json")   # it may have exited just now
+        if exit_rec is not None:
+            return "exited", exit_rec
+        return "exited", {"exit_code": 255, "finished_at": 0.0, "reason": "Error",
+                          "message": "the container's monitor died; exit status lost"}
+
+    def _starting(self, cdir: Path) -> bool:
+        # Between start_container's first write and the monitor's record.
+        spec = cdir / "monitor-spec.json"
+        try:
+            return time.time() - spec.stat().st_mtime < MONITOR_START_TIMEOUT
+        except OSError:
+            return False
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        return self._container_status(self._load_container(container_id))
+
+    def _container_status(self, rec: dict) -> ContainerStatus:
+        cfg = rec["config"]
+        state, info = self._state(rec)
+        st = ContainerStatus(
+            id=rec["id"], name=cfg["name"], attempt=cfg["attempt"], state=state,
+            created_at=rec["created_at"], started_at=rec.get("started_at") or 0.0,
+            image=cfg["image"], image_ref=cfg["image_ref"], log_path=rec["log_path"],
+            sandbox_id=rec["sandbox_id"], labels=dict(cfg.get("labels") or {}),
+            annotations=dict(cfg.get("annotations") or {}))
+        if state == "running":
+            st.pid = info.get("pid", 0)
+            st.started_at = info.get("started_at", st.started_at)
+        elif state == "exited":
+            st.exit_code = info.get("exit_code", 0)
+            st.finished_at = info.get("finished_at", 0.0)
+            st.message = info.get("message", "")
+            st.reason = info.get("reason") or _exit_reason(info)
+            if st.reason == "StartError":
+                st.started_at = 0.0
+        return st
+
+    async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+        out = []
+        for d in sorted(self.containers_dir.iterdir()):
+            rec = read_json(d / "container.json")
+            if rec is None or (sandbox_id is not None and rec["sandbox_id"] != sandbox_id):
+                continue
+            out.append(self._container_status(rec))
+        return out
+
+    def _running_record(self, container_id: str) -> dict:
+        try:
+            rec = self._load_container(container_id)
+        except KeyError:
+            raise ContainerRuntimeError(f"container {container_id} not found") from None
+        if self._state(rec)[0] != "running":
+            raise ContainerRuntimeError(f"container {container_id} is not running")
+        return rec
+
+
+def _exit_reason(info: dict) -> str:
+    if info.get("oom_killed"):
+        return "OOMKilled"
+    return "Completed" if info.get("exit_code", 0) == 0 else "Error"
+
+
+def _safe_id(some_id: str) -> str:
+    """Ids come from us, but a caller's typo must not name a path outside our dirs."""
+    if not some_id or "/" in some_id or some_id in (".", ".."):
+        raise KeyError(some_id)
+    return some_id
+
+
+async def run_with_timeout(cmd: list[str], timeout: float, env: dict | None = None,
+                           cwd: str | None = None, **kw) -> tuple[int, bytes, bytes]:
+    """Run cmd, kill its process group after `timeout`; TimeoutError then."""
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd, start_new_session=True, **kw)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        _kill_group(proc.pid)
+        await proc.wait()
+        raise TimeoutError(f"command {cmd[-1]!r} timed out after {timeout:g}s") from None
+    return proc.returncode, out, err
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,535 @@
+"""The runc runtime: pods as isolated OCI containers driven through runc.
+
+A sandbox is a set of persistent namespaces bind-mounted on files (network at
+`<root>/netns/<id>`, UTS with the pod's hostname and IPC under the sandbox dir), a
+64Mi tmpfs for /dev/shm and the pod's /etc/hosts, /etc/resolv.conf and /etc/hostname.
+Its containers join those namespaces and get their own pid and mount namespaces,
+an overlayfs root over the image layers, and a cgroup
+`/pybernetes/<cgroup_parent>/<container id>` (runc's cgroupfs driver, v1 or v2).
+
+runc keeps its own state under `<root>/runc/state` (its `--root`), so our containers
+never mix with anyone else's; everything else lives in files described in
+monitored.py. Each started container has a monitor process (monitor.py) that owns
+its stdio and records its exit, so the kubelet may restart at any time.
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import sys
+from pathlib import Path
+
+from pybernetes.kubelet.runtime.base import (
+    ContainerConfig, ContainerRuntimeError, ExecResult, SandboxConfig,
+)
+from pybernetes.kubelet.runtime.monitored import (
+    MonitoredRuntime, run_with_timeout, sandbox_config_from,
+)
+
+CGROUP_ROOT = "pybernetes"
+SHM_SIZE = 64 * 1024 * 1024
+OVERLAY_OPTS_MAX = 4000      # mount(2) data is one page
+
+# containerd's default capability set for containers.
+DEFAULT_CAPS = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID",
+                "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL",
+                "AUDIT_WRITE"]
+ALL_CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+            "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+            "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+            "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+            "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+            "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+            "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"]
+# containerd's defaults for unprivileged containers.
+DEFAULT_MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                  "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                  "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                  "/sys/devices/virtual/powercap"]
+DEFAULT_READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MANAGED_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/dev/shm")
+
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND = 2, 4, 8, 4096
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# What the sandbox helper runs inside the new namespaces before they are pinned.
+_NS_INIT = ("import socket, subprocess, sys\n"
+            "if sys.argv[1]: socket.sethostname(sys.argv[1])\n"
+            "if sys.argv[2] == '1': subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)\n")
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    if _libc.mount(source.encode(), target.encode(), fstype.encode(), flags,
+                   data.encode() if data else None) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {fstype} on {target}: {os.strerror(e)}")
+
+
+def umount(target: str) -> None:
+    """Unmount (lazily if busy); a path that is not a mount point is fine."""
+    if _libc.umount2(target.encode(), 0) == 0:
+        return
+    e = ctypes.get_errno()
+    if e == errno.EBUSY and _libc.umount2(target.encode(), MNT_DETACH) == 0:
+        return
+    if e not in (errno.EINVAL, errno.ENOENT):
+        raise OSError(e, f"umount {target}: {os.strerror(e)}")
+
+
+def is_mounted(path: str) -> bool:
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def cgroup_mounts() -> dict[str, str]:
+    """Controller (or "" for the unified v2 hierarchy) → mount point."""
+    out: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _, opts = right.split()[:3]
+            mnt = left.split()[4]
+            if fstype == "cgroup2":
+                out.setdefault("", mnt)
+            elif fstype == "cgroup":
+                for opt in opts.split(","):
+                    if opt not in ("rw", "ro", "relatime", "nosuid", "nodev", "noexec"):
+                        out.setdefault(opt, mnt)
+    return out
+
+
+def cgroup_dirs(path: str) -> list[str]:
+    """Every hierarchy's directory for a cgroup path (v1 controllers and v2)."""
+    return sorted({os.path.join(m, path.lstrip("/")) for m in cgroup_mounts().values()})
+
+
+def _cap_name(name: str) -> str:
+    name = name.upper()
+    return name[4:] if name.startswith("CAP_") else name
+
+
+def capabilities(sec) -> list[str]:
+    """containerd's rules: ALL in add/drop first, then the individual adds and drops."""
+    if sec.privileged:
+        return list(ALL_CAPS)
+    add = [_cap_name(c) for c in sec.capabilities_add]
+    drop = [_cap_name(c) for c in sec.capabilities_drop]
+    for c in add + drop:
+        if c != "ALL" and c not in ALL_CAPS:
+            raise ContainerRuntimeError(f"unknown capability {c!r}",
+                                        reason="CreateContainerError")
+    caps = list(DEFAULT_CAPS)
+    if "ALL" in add:
+        caps = list(ALL_CAPS)
+    if "ALL" in drop:
+        caps = []
+    caps += [c for c in add if c != "ALL" and c not in caps]
+    return ["CAP_" + c for c in caps if c not in drop]
+
+
+def host_devices() -> list[dict]:
+    """The host's device nodes, for privileged containers."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk("/dev"):
+        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d)
+                       not in ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/fd")]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if path == "/dev/console" or not (stat.S_ISCHR(st.st_mode)
+                                              or stat.S_ISBLK(st.st_mode)):
+                continue
+            out.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                        "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                        "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                        "gid": st.st_gid})
+    return out
+
+
+def lookup_user(rootfs: str, uid: int) -> tuple[int, list[int]]:
+    """(primary gid, supplementary gids) of a uid per the image's /etc/passwd and
+    /etc/group, as containerd does; (0, []) when the image does not know it."""
+    gid, name = 0, None
+    for fields in _colon_file(os.path.join(rootfs, "etc/passwd")):
+        if len(fields) > 3 and fields[2] == str(uid):
+            name, gid = fields[0], int(fields[3]) if fields[3].isdigit() else 0
+            break
+    groups = []
+    if name:
+        for fields in _colon_file(os.path.join(rootfs, "etc/group")):
+            if len(fields) > 3 and fields[2].isdigit() and name in fields[3].split(","):
+                groups.append(int(fields[2]))
+    return gid, groups
+
+
+def _colon_file(path: str) -> list[list[str]]:
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def hosts_file(cfg: SandboxConfig, ip: str) -> str:
+    """/etc/hosts as the kubelet writes it for a pod (hostNetwork: the node's file)."""
+    if cfg.host_network:
+        try:
+            base = Path("/etc/hosts").read_text()
+        except OSError:
+            base = ""
+        lines = ["# Kubernetes-managed hosts file (host network).", base.rstrip("\n")]
+    else:
+        lines = ["# Kubernetes-managed hosts file.", "127.0.0.1\tlocalhost",
+                 "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
+                 "fe00::0\tip6-mcastprefix", "fe00::1\tip6-allnodes",
+                 "fe00::2\tip6-allrouters"]
+        if ip:
+            short = cfg.hostname.split(".")[0]
+            names = [cfg.hostname, short] if short != cfg.hostname else [cfg.hostname]
+            lines.append(ip + "\t" + "\t".join(names))
+    if cfg.extra_hosts:
+        lines += ["", "# Entries added by HostAliases."]
+        lines += [ip_ + "\t" + "\t".join(names) for ip_, names in cfg.extra_hosts]
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(cfg: SandboxConfig) -> str:
+    dns = cfg.dns
+    if not (dns.servers or dns.searches or dns.options):
+        try:
+            return Path("/etc/resolv.conf").read_text()
+        except OSError:
+            return ""
+    lines = []
+    if dns.searches:
+        lines.append("search " + " ".join(dns.searches))
+    lines += ["nameserver " + s for s in dns.servers]
+    if dns.options:
+        lines.append("options " + " ".join(dns.options))
+    return "\n".join(lines) + "\n"
+
+
+class RuncRuntime(MonitoredRuntime):
+    name = "runc"
+
+    def __init__(self, root: str, network=None, runc: str | None = None):
+        """`network` (optional) sets up and tears down the pod network inside the
+        sandbox's netns: `setup(netns_path, cfg) -> list[str]` (IPs), `teardown(...)`;
+        either may be a coroutine function. Without it a pod only has loopback."""
+        super().__init__(root)
+        self.runc = runc or shutil.which("runc") or "/usr/sbin/runc"
+        self.state_root = self.dir / "state"
+        self.netns_dir = self.root / "netns"
+        for d in (self.state_root, self.netns_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.network = network
+        self._version = ""
+
+    async def version(self) -> str:
+        if not self._version:
+            code, out, _ = await run_with_timeout([self.runc, "--version"], 30)
+            m = re.search(r"runc version (\d+\.\d+\.\d+)", out.decode())
+            self._version = m.group(1) if m else "unknown"
+        return f"runc://{self._version}"
+
+    async def _runc(self, *args: str, timeout: float = 60) -> tuple[int, str]:
+        code, out, err = await run_with_timeout(
+            [self.runc, "--root", str(self.state_root), *args], timeout)
+        return code, (err or out).decode(errors="replace").strip()
+
+    # ----- sandboxes ---------------------------------------------------------------
+    async def _setup_sandbox(self, sid: str, cfg: SandboxConfig, rec: dict) -> None:
+        sdir = self._sdir(sid)
+        ns: dict[str, str] = {}
+        if not cfg.host_network:
+            ns["net"] = str(self.netns_dir / sid)
+            ns["uts"] = str(sdir / "uts")
+            rec["netns_path"] = ns["net"]
+        if not cfg.host_ipc:
+            ns["ipc"] = str(sdir / "ipc")
+        rec["ns"] = ns
+        self._save_sandbox(rec)
+        if ns:
+            await self._pin_namespaces(ns, cfg.hostname if "uts" in ns else "")
+        if not cfg.host_ipc:
+            shm = sdir / "shm"
+            shm.mkdir()
+            rec["shm"] = str(shm)
+            self._save_sandbox(rec)
+            mount("shm", str(shm), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  f"mode=1777,size={SHM_SIZE}")
+        if self.network is not None and not cfg.host_network:
+            ips = self.network.setup(ns["net"], cfg)
+            if asyncio.iscoroutine(ips):
+                ips = await ips
+            rec["ips"] = list(ips or [])
+        rec["network_down"] = False
+        (sdir / "hosts").write_text(hosts_file(cfg, rec["ips"][0] if rec["ips"] else ""))
+        (sdir / "resolv.conf").write_text(resolv_conf(cfg))
+        (sdir / "hostname").write_text(cfg.hostname + "\n")
+
+    async def _pin_namespaces(self, ns: dict[str, str], hostname: str) -> None:
+        """New namespaces kept alive by bind mounts on files (`unshare --net=FILE`)."""
+        for path in ns.values():
+            Path(path).touch()
+        cmd = ["unshare"] + [f"--{kind}={path}" for kind, path in ns.items()]
+        cmd += ["--", sys.executable, "-I", "-c", _NS_INIT, hostname,
+                "1" if "net" in ns else "0"]
+        code, _, err = await run_with_timeout(cmd, 30)
+        if code != 0:
+            raise ContainerRuntimeError(f"creating namespaces: {err.decode().strip()}",
+                                        reason="CreatePodSandboxError")
+
+    async def _teardown_sandbox_network(self, rec: dict) -> None:
+        netns = rec.get("netns_path")
+        if self.network is None or not netns or not os.path.exists(netns):
+            return
+        cfg = rec["config"]
+        res = self.network.teardown(netns, sandbox_config_from(cfg))
+        if asyncio.iscoroutine(res):
+            await res
+
+    async def _release_sandbox(self, rec: dict) -> None:
+        if rec.get("state") == "creating" or not rec.get("network_down", True):
+            await self._teardown_sandbox_network(rec)
+        for path in [rec.get("shm"), *(rec.get("ns") or {}).values()]:
+            if path and os.path.exists(path):
+                umount(path)
+        netns = (rec.get("ns") or {}).get("net")
+        if netns:
+            try:
+                os.unlink(netns)
+            except FileNotFoundError:
+                pass
+        parent = rec["config"].get("cgroup_parent") or ""
+        if parent.strip("/"):
+            self._remove_cgroup_parents(parent)
+
+    def _remove_cgroup_parents(self, parent: str) -> None:
+        """The pod's cgroup parent dirs under /pybernetes, once empty (rmdir fails
+        harmlessly while another pod's containers still use one)."""
+        parts = parent.strip("/").split("/")
+        for n in range(len(parts), 0, -1):
+            for d in cgroup_dirs(os.path.join(CGROUP_ROOT, *parts[:n])):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+
+    # ----- containers --------------------------------------------------------------
+    async def _prepare_container(self, cid: str, sandbox: dict, cfg: ContainerConfig,
+                                 layers: list[str], rec: dict) -> None:
+        cdir = self._cdir(cid)
+        bundle, rootfs = cdir / "bundle", cdir / "bundle" / "rootfs"
+        upper, work = cdir / "overlay" / "upper", cdir / "overlay" / "work"
+        for d in (rootfs, upper, work):
+            d.mkdir(parents=True)
+        lowers = list(reversed(layers)) or [str(_empty_dir(cdir / "overlay" / "empty"))]
+        for layer in lowers:
+            if not os.path.isdir(layer):
+                raise ContainerRuntimeError(f"image layer {layer} is missing",
+                                            reason="CreateContainerError")
+        opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+        if len(opts) > OVERLAY_OPTS_MAX:
+            raise ContainerRuntimeError("too many image layers for one overlay mount",
+                                        reason="CreateContainerError")
+        rec["rootfs"] = str(rootfs)
+        self._save_container(rec)   # so a failure below still unmounts it
+        mount("overlay", str(rootfs), "overlay", 0, opts)
+        parent = (sandbox["config"].get("cgroup_parent") or "").strip("/")
+        rec["cgroups_path"] = "/" + "/".join(p for p in (CGROUP_ROOT, parent, cid) if p)
+        spec = self._oci_spec(sandbox, cfg, str(rootfs), rec["cgroups_path"])
+        (bundle / "config.json").write_text(json.dumps(spec, indent=1))
+
+    def _oci_spec(self, sandbox: dict, cfg: ContainerConfig, rootfs: str,
+                  cgroups_path: str) -> dict:
+        scfg = sandbox["config"]
+        sec, res = cfg.security, cfg.resources
+        uid = sec.run_as_user if sec.run_as_user is not None else 0
+        gid, groups = lookup_user(rootfs, uid)
+        if sec.run_as_group is not None:
+            gid = sec.run_as_group
+        groups = sorted(set(groups) | set(sec.supplemental_groups))
+        env = dict(cfg.env)
+        env.setdefault("PATH", DEFAULT_PATH)
+        if not scfg.get("host_network"):
+            env.setdefault("HOSTNAME", scfg["hostname"])
+        caps = capabilities(sec)
+        process = {
+            "terminal": False, "args": list(cfg.command),
+            "env": [f"{k}={v}" for k, v in env.items()], "cwd": cfg.working_dir or "/",
+            "user": {"uid": uid, "gid": gid, "additionalGids": groups},
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": bool(sec.no_new_privs and not sec.privileged),
+            "oomScoreAdj": res.oom_score_adj,
+        }
+        linux = {
+            "namespaces": self._namespaces(sandbox),
+            "cgroupsPath": cgroups_path,
+            "resources": self._resources(cfg),
+            "sysctl": dict(scfg.get("sysctls") or {}),
+            "maskedPaths": [] if sec.privileged else (
+                DEFAULT_MASKED if sec.masked_paths is None else list(sec.masked_paths)),
+            "readonlyPaths": [] if sec.privileged else (
+                DEFAULT_READONLY if sec.readonly_paths is None else list(sec.readonly_paths)),
+        }
+        if sec.privileged:
+            linux["devices"] = host_devices()
+        propagations = {m.propagation for m in cfg.mounts}
+        if "rshared" in propagations:
+            linux["rootfsPropagation"] = "rshared"
+        elif "rslave" in propagations:
+            linux["rootfsPropagation"] = "rslave"
+        return {"ociVersion": "1.0.2", "process": process,
+                "root": {"path": rootfs, "readonly": sec.readonly_rootfs},
+                "mounts": self._mounts(sandbox, cfg), "linux": linux,
+                "annotations": {"io.kubernetes.cri.sandbox-id": sandbox["id"],
+                                "io.kubernetes.cri.container-name": cfg.name}}
+
+    def _namespaces(self, sandbox: dict) -> list[dict]:
+        scfg, ns = sandbox["config"], sandbox.get("ns") or {}
+        out = [{"type": "mount"}]
+        if not scfg.get("host_pid"):
+            out.append({"type": "pid"})
+        for kind, oci in (("net", "network"), ("uts", "uts"), ("ipc", "ipc")):
+            if kind in ns:
+                out.append({"type": oci, "path": ns[kind]})
+        return out
+
+    def _resources(self, cfg: ContainerConfig) -> dict:
+        res = cfg.resources
+        devices = [{"allow": True, "access": "rwm"}] if cfg.security.privileged \
+            else [{"allow": False, "access": "rwm"}]
+        cpu: dict = {"shares": max(res.cpu_shares, 2)}
+        if res.cpu_quota > 0:
+            cpu.update(quota=res.cpu_quota, period=res.cpu_period or 100_000)
+        out: dict = {"devices": devices, "cpu": cpu}
+        if res.memory_limit > 0:
+            # swap = limit: no swap beyond the limit (cgroup v1 memsw is memory+swap).
+            out["memory"] = {"limit": res.memory_limit, "swap": res.memory_limit}
+        if res.pids_limit > 0:
+            out["pids"] = {"limit": res.pids_limit}
+        return out
+
+    def _mounts(self, sandbox: dict, cfg: ContainerConfig) -> list[dict]:
+        priv, ro = cfg.security.privileged, cfg.security.readonly_rootfs
+        sdir = self._sdir(sandbox["id"])
+        user_dests = {os.path.normpath(m.container_path) for m in cfg.mounts}
+        mounts = [
+            {"destination": "/proc", "type": "proc", "source": "proc",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                         "gid=5"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "rw" if priv else "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if priv else "ro"]},
+        ]
+        managed = {"/etc/hosts": sdir / "hosts", "/etc/resolv.conf": sdir / "resolv.conf",
+                   "/etc/hostname": sdir / "hostname",
+                   "/dev/shm": sandbox.get("shm") or "/dev/shm"}
+        for dest, src in managed.items():
+            if dest in user_dests:
+                continue   # the kubelet passed its own (as it does upstream)
+            opts = ["rbind", "rprivate", "ro" if ro and dest != "/dev/shm" else "rw"]
+            if dest == "/dev/shm":
+                opts += ["nosuid", "nodev", "noexec"]
+            mounts.append({"destination": dest, "type": "bind", "source": str(src),
+                           "options": opts})
+        for m in sorted(cfg.mounts, key=lambda m: os.path.normpath(m.container_path)
+                        .count("/")):
+            prop = {"rshared": "rshared", "rslave": "rslave"}.get(m.propagation, "rprivate")
+            mounts.append({"destination": m.container_path, "type": "bind",
+                           "source": m.host_path,
+                           "options": ["rbind", prop, "ro" if m.readonly else "rw"]})
+        return mounts
+
+    def _monitor_spec(self, rec: dict) -> dict:
+        cdir = self._cdir(rec["id"])
+        oom = []
+        mounts = cgroup_mounts()
+        rel = rec["cgroups_path"].lstrip("/")
+        if "memory" in mounts:
+            oom.append(os.path.join(mounts["memory"], rel, "memory.oom_control"))
+        elif "" in mounts:
+            oom.append(os.path.join(mounts[""], rel, "memory.events"))
+        return {"mode": "runc", "runc": self.runc, "runc_root": str(self.state_root),
+                "bundle": str(cdir / "bundle"), "runc_log": str(cdir / "runc.log"),
+                "oom_files": oom}
+
+    async def _signal(self, rec: dict, sig: int, all_processes: bool = False) -> None:
+        sandbox = self._load_sandbox_or_empty(rec["sandbox_id"])
+        args = ["kill"]
+        # Without a pid namespace the init's death does not take its children along.
+        if all_processes and sandbox.get("config", {}).get("host_pid"):
+            args.append("--all")
+        await self._runc(*args, rec["id"], str(int(sig)))
+
+    def _load_sandbox_or_empty(self, sid: str) -> dict:
+        try:
+            return self._load_sandbox(sid)
+        except KeyError:
+            return {}
+
+    async def _release_container(self, rec: dict) -> None:
+        cid = rec["id"]
+        code, msg = await self._runc("delete", "--force", cid)
+        if code != 0 and "does not exist" not in msg and "not exist" not in msg:
+            raise ContainerRuntimeError(f"runc delete {cid}: {msg}")
+        rootfs = rec.get("rootfs")
+        if rootfs and os.path.exists(rootfs):
+            umount(rootfs)
+        if rec.get("cgroups_path"):   # runc removed it; a left-over empty dir is ours too
+            for d in cgroup_dirs(rec["cgroups_path"]):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+
+    async def exec_sync(self, container_id: str, cmd: list[str],
+                        timeout: float) -> ExecResult:
+        """`runc exec` (the container's env, user, cwd and capabilities); on timeout the
+        exec'd process is killed and TimeoutError raised."""
+        self._running_record(container_id)
+        pid_file = self._cdir(container_id) / f"exec-{os.getpid()}-{id(cmd)}.pid"
+        try:
+            code, out, err = await run_with_timeout(
+                [self.runc, "--root", str(self.state_root), "exec", "--pid-file",
+                 str(pid_file), container_id, *cmd], timeout)
+        except TimeoutError:
+            _kill_pid_file(pid_file)
+            raise
+        finally:
+            pid_file.unlink(missing_ok=True)
+        return ExecResult(exit_code=code, stdout=out, stderr=err)
+
+
+def _kill_pid_file(path: Path) -> None:
+    try:
+        os.kill(int(path.read_text().strip()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
+def _empty_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
