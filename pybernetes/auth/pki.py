@@ -49,12 +49,15 @@ class PKI:
     admin_key: str
     sa_key: str
     sa_pub: str
+    kubelet_client_crt: str  # the API server's identity toward kubelets (logs, exec, ...)
+    kubelet_client_key: str
 
     @classmethod
     def at(cls, pki_dir: str) -> "PKI":
         j = lambda name: os.path.join(pki_dir, name)  # noqa: E731
         return cls(pki_dir, j("ca.crt"), j("ca.key"), j("server.crt"), j("server.key"),
-                   j("admin.crt"), j("admin.key"), j("sa.key"), j("sa.pub"))
+                   j("admin.crt"), j("admin.key"), j("sa.key"), j("sa.pub"),
+                   j("apiserver-kubelet-client.crt"), j("apiserver-kubelet-client.key"))
 
 
 def ensure_pki(pki_dir: str, hosts: list[str] | tuple[str, ...] = ()) -> PKI:
@@ -66,6 +69,9 @@ def ensure_pki(pki_dir: str, hosts: list[str] | tuple[str, ...] = ()) -> PKI:
         _ensure_serving(pki, ca_cert, ca_key, [h for h in hosts if h])
         _ensure_client(ca_cert, ca_key, "system:admin", ["system:masters"],
                        pki.admin_crt, pki.admin_key)
+        # kubeadm's name and group for the API server's client cert toward kubelets
+        _ensure_client(ca_cert, ca_key, "kube-apiserver-kubelet-client", ["system:masters"],
+                       pki.kubelet_client_crt, pki.kubelet_client_key)
         _ensure_sa_keys(pki)
     return pki
 
@@ -76,6 +82,21 @@ def issue_client_cert(pki: PKI, cn: str, orgs: list[str], out_crt: str,
     ca_cert, ca_key = load_cert(pki.ca_crt), load_key(pki.ca_key)
     with _dir_lock(pki.dir):
         _ensure_client(ca_cert, ca_key, cn, orgs, out_crt, out_key)
+    return out_crt, out_key
+
+
+def issue_serving_cert(pki: PKI, cn: str, hosts: list[str], out_crt: str,
+                       out_key: str) -> tuple[str, str]:
+    """A serving cert for `hosts` (names or IPs) signed by the cluster CA, e.g. a kubelet's;
+    reused while valid and covering every host asked for."""
+    ca_cert, ca_key = load_cert(pki.ca_crt), load_key(pki.ca_key)
+    wanted = {_canonical_host(h) for h in hosts if h}
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    with _dir_lock(pki.dir):
+        current = _reusable(out_crt, out_key, ca_cert)
+        if current is None or current.subject != subject or not wanted <= san_names(current):
+            _issue(ca_cert, ca_key, subject, ExtendedKeyUsageOID.SERVER_AUTH, out_crt, out_key,
+                   sans=wanted)
     return out_crt, out_key
 
 
