@@ -2,7 +2,7 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-APT_PKGS := etcd-server etcd-client
+APT_PKGS := etcd-server etcd-client docker-registry busybox-static
 STAMP   := $(VENV)/.installed
 
 .PHONY: run test deps system-deps bench clean
