@@ -165,6 +165,7 @@ class _Extractor:
             os.symlink(m.linkname, path)
         elif m.islnk():
             self.hardlink(path, m)
+            return  # the link shares its target's inode: the target's metadata stands
         elif m.ischr() or m.isblk():
             if not self.as_root:
                 return  # as containerd rootless: device nodes need root
