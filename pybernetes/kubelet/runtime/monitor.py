@@ -76,14 +76,15 @@ class CRILog:
         buf = self.pending[stream]
         buf += data
         while True:
-            nl = buf.find(b"\n")
-            if nl < 0 or nl > MAX_LOG_LINE:
+            nl = buf.find(b"\n", 0, MAX_LOG_LINE + 1)
+            if nl >= 0:
+                self._write(stream, "F", bytes(buf[:nl]))
+                del buf[:nl + 1]
+            elif len(buf) > MAX_LOG_LINE:   # a line too long for one entry
+                self._write(stream, "P", bytes(buf[:MAX_LOG_LINE]))
+                del buf[:MAX_LOG_LINE]
+            else:
                 break
-            self._write(stream, "F", bytes(buf[:nl]))
-            del buf[:nl + 1]
-        while len(buf) > MAX_LOG_LINE:   # a line too long for one entry
-            self._write(stream, "P", bytes(buf[:MAX_LOG_LINE]))
-            del buf[:MAX_LOG_LINE]
 
     def flush(self, stream: str) -> None:
         """At EOF a last line without newline is still a full line (as containerd)."""

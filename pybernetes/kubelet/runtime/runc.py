@@ -119,10 +119,21 @@ def _cap_name(name: str) -> str:
     return name[4:] if name.startswith("CAP_") else name
 
 
+def current_caps() -> list[str]:
+    """The capabilities we may hand out: our own bounding set (as containerd's "all"
+    for privileged containers; a kubelet inside a container may lack some)."""
+    mask = (1 << len(ALL_CAPS)) - 1
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+    return [c for i, c in enumerate(ALL_CAPS) if mask >> i & 1]
+
+
 def capabilities(sec) -> list[str]:
     """containerd's rules: ALL in add/drop first, then the individual adds and drops."""
     if sec.privileged:
-        return list(ALL_CAPS)
+        return ["CAP_" + c for c in current_caps()]
     add = [_cap_name(c) for c in sec.capabilities_add]
     drop = [_cap_name(c) for c in sec.capabilities_drop]
     for c in add + drop:
@@ -131,7 +142,7 @@ def capabilities(sec) -> list[str]:
                                         reason="CreateContainerError")
     caps = list(DEFAULT_CAPS)
     if "ALL" in add:
-        caps = list(ALL_CAPS)
+        caps = current_caps()
     if "ALL" in drop:
         caps = []
     caps += [c for c in add if c != "ALL" and c not in caps]

@@ -1,0 +1,279 @@
+"""The runc runtime as the kubelet drives it: pods as sandboxes of real, isolated
+containers over a busybox image layer. Needs root and runc (CI installs runc)."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pybernetes.kubelet.runtime.base import ContainerRuntimeError, Resources, Security
+from pybernetes.kubelet.runtime.runc import ALL_CAPS, DEFAULT_CAPS, RuncRuntime, cgroup_dirs, \
+    umount
+
+from .runtime_helpers import (
+    busybox_layer, container_config, log_entries, pid_running, processes_mentioning,
+    sandbox_config, wait_log, wait_state,
+)
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="the runc runtime needs root"),
+    pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed"),
+    pytest.mark.skipif(not os.path.exists("/bin/busybox"), reason="busybox-static missing"),
+]
+
+
+@pytest.fixture(scope="module")
+def layer(tmp_path_factory) -> str:
+    return busybox_layer(tmp_path_factory.mktemp("layer") / "fs")
+
+
+@pytest.fixture
+async def node(tmp_path):
+    """A runtime on a fresh root; afterwards every sandbox and container it made is
+    removed by id, and anything left (mounts, processes) is cleaned and reported."""
+    root = tmp_path / "kubelet"
+    rt = RuncRuntime(str(root))
+    yield rt, root, tmp_path / "logs"
+    rt = RuncRuntime(str(root))   # the test may have "restarted the kubelet"
+    for s in await rt.list_pod_sandboxes():
+        await rt.remove_pod_sandbox(s.id)
+    for c in await rt.list_containers():
+        await rt.remove_container(c.id)
+    leftovers = _mounts_under(root)
+    for path in reversed(leftovers):
+        umount(path)
+    assert not leftovers
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root.resolve()) + "/"
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+
+
+def cap_mask(names: list[str]) -> int:
+    return sum(1 << ALL_CAPS.index(n) for n in names)
+
+
+def cap_eff(output: bytes) -> int:
+    for line in output.decode().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(output)
+
+
+async def run_to_exit(rt, sid, cfg, layer):
+    cid = await rt.create_container(sid, cfg, [layer])
+    await rt.start_container(cid)
+    return cid, await wait_state(rt, cid, "exited")
+
+
+async def test_logs_exit_code_and_hostname(node, layer):
+    rt, _, logs = node
+    assert (await rt.version()).startswith("runc://1.")
+    sid = await rt.run_pod_sandbox(sandbox_config("web-0", logs))
+    script = ("echo to-out; echo to-err >&2; hostname; cat /etc/hostname;"
+              "head -c 20000 /dev/zero | tr '\\0' a; echo; printf no-newline; exit 3")
+    cid, st = await run_to_exit(rt, sid, container_config("app", script), layer)
+    assert (st.state, st.exit_code, st.reason) == ("exited", 3, "Error")
+    assert st.finished_at >= st.started_at > 0
+    assert st.log_path == os.path.join(logs, "default_web-0_" + (
+        await rt.pod_sandbox_status(sid)).config.pod_uid, "app", "0.log")
+    entries = log_entries(st.log_path)
+    assert ("stdout", "F", b"to-out") in entries and ("stderr", "F", b"to-err") in entries
+    out = [(tag, text) for stream, tag, text in entries if stream == "stdout"]
+    assert out[1:3] == [("F", b"web-0"), ("F", b"web-0")]
+    assert out[3] == ("P", b"a" * 16384) and out[4] == ("F", b"a" * (20000 - 16384))
+    assert out[5] == ("F", b"no-newline")
+
+    _, ok = await run_to_exit(rt, sid, container_config("done", "true"), layer)
+    assert (ok.exit_code, ok.reason) == (0, "Completed")
+
+
+async def test_pod_containers_share_network_and_shm(node, layer):
+    rt, _, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("pair", logs))
+    server = await rt.create_container(sid, container_config(
+        "server", "echo from-server > /dev/shm/note; nc -l -p 8080"), [layer])
+    await rt.start_container(server)
+    client_script = ("for i in $(seq 100); do echo ping | nc 127.0.0.1 8080 && break;"
+                     " sleep 0.1; done; cat /dev/shm/note")
+    client, st = await run_to_exit(rt, sid, container_config("client", client_script), layer)
+    assert st.exit_code == 0
+    assert ("stdout", "F", b"from-server") in log_entries(st.log_path)
+    srv = await wait_state(rt, server, "exited")
+    assert srv.exit_code == 0 and ("stdout", "F", b"ping") in log_entries(srv.log_path)
+
+
+async def test_memory_limit_oom_killed(node, layer):
+    rt, _, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("hungry", logs))
+    cfg = container_config("eat", "head -c 64m /dev/zero | tail",
+                           resources=Resources(memory_limit=16 * 1024 * 1024))
+    _, st = await run_to_exit(rt, sid, cfg, layer)
+    assert (st.exit_code, st.reason) == (137, "OOMKilled")
+
+
+async def test_cpu_and_memory_limits_in_cgroup(node, layer):
+    rt, _, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("limited", logs))
+    res = Resources(cpu_shares=512, cpu_quota=50_000, cpu_period=100_000,
+                    memory_limit=64 * 1024 * 1024, pids_limit=100)
+    cid = await rt.create_container(sid, container_config("c", "sleep 60", resources=res),
+                                    [layer])
+    await rt.start_container(cid)
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):   # cgroup v2 only
+        files = {"cpu.weight": None, "cpu.max": b"50000 100000", "memory.max": b"67108864",
+                 "pids.max": b"100"}
+        prefix = "/sys/fs/cgroup/"
+    else:
+        files = {"cpu/cpu.shares": b"512", "cpu/cpu.cfs_quota_us": b"50000",
+                 "cpu/cpu.cfs_period_us": b"100000",
+                 "memory/memory.limit_in_bytes": b"67108864", "pids/pids.max": b"100"}
+        prefix = "/sys/fs/cgroup/"
+    for name, want in files.items():
+        got = await rt.exec_sync(cid, ["cat", prefix + name], timeout=10)
+        assert got.exit_code == 0, got.stderr
+        if want is not None:
+            assert got.stdout.strip() == want, name
+
+
+async def test_security_context(node, layer):
+    rt, _, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("secure", logs))
+    cases = {
+        "user": (Security(run_as_user=1000), "id -u; id -g; id -G"),
+        "group": (Security(run_as_user=1000, run_as_group=3000, supplemental_groups=[4000]),
+                  "id -g; id -G"),
+        "readonly": (Security(readonly_rootfs=True),
+                     "touch /rootfile || echo denied; touch /dev/shm/ok && echo shm-ok"),
+        "nocaps": (Security(capabilities_drop=["ALL"]), "grep CapEff /proc/self/status"),
+        "default": (Security(), "grep CapEff /proc/self/status"),
+        "addcap": (Security(capabilities_add=["NET_ADMIN"], capabilities_drop=["KILL"]),
+                   "grep CapEff /proc/self/status"),
+        "privileged": (Security(privileged=True),
+                       "grep CapEff /proc/self/status; ls /proc/keys && echo unmasked"),
+        "masked": (Security(), "cat /proc/keys | wc -c; echo x > /proc/sys/vm/swappiness"
+                               " || echo ro-proc"),
+    }
+    out = {}
+    for name, (sec, script) in cases.items():
+        _, st = await run_to_exit(rt, sid, container_config(name, script, security=sec), layer)
+        out[name] = b"\n".join(text for stream, _, text in log_entries(st.log_path)
+                                if stream == "stdout")
+    assert out["user"].split() == [b"1000", b"1000", b"1000", b"2000"]
+    assert out["group"].split() == [b"3000", b"3000", b"2000", b"4000"]
+    assert out["readonly"].split(b"\n") == [b"denied", b"shm-ok"]
+    assert cap_eff(out["nocaps"]) == 0
+    assert cap_eff(out["default"]) == cap_mask(DEFAULT_CAPS)
+    assert cap_eff(out["addcap"]) == cap_mask(
+        [c for c in DEFAULT_CAPS if c != "KILL"] + ["NET_ADMIN"])
+    assert cap_eff(out["privileged"]) == cap_eff(Path("/proc/self/status").read_bytes())
+    assert b"unmasked" in out["privileged"]
+    assert out["masked"].split(b"\n") == [b"0", b"ro-proc"]
+
+
+async def test_stop_sends_sigterm_then_sigkill(node, layer):
+    rt, _, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("stopper", logs))
+    stubborn = "trap 'echo got-TERM' TERM; echo ready; while true; do sleep 0.1; done"
+    polite = "trap 'echo bye; exit 0' TERM; echo ready; while true; do sleep 0.1; done"
+    ids = {}
+    for name, script in (("stubborn", stubborn), ("polite", polite)):
+        ids[name] = await rt.create_container(sid, container_config(name, script), [layer])
+        await rt.start_container(ids[name])
+    for cid in ids.values():
+        st = await rt.container_status(cid)
+        assert b"ready" in await wait_log(st.log_path, b"ready")
+    await rt.stop_container(ids["polite"], 30)
+    polite_st = await rt.container_status(ids["polite"])
+    assert (polite_st.state, polite_st.exit_code) == ("exited", 0)
+    assert ("stdout", "F", b"bye") in log_entries(polite_st.log_path)
+
+    await rt.stop_container(ids["stubborn"], 1)
+    st = await rt.container_status(ids["stubborn"])
+    assert (st.state, st.exit_code, st.reason) == ("exited", 137, "Error")
+    assert ("stdout", "F", b"got-TERM") in log_entries(st.log_path)
+
+
+async def test_exec_sync_and_timeout(node, layer):
+    rt, _, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("execs", logs))
+    cid = await rt.create_container(sid, container_config(
+        "c", "sleep 60", env=[("GREETING", "hello")], working_dir="/tmp"), [layer])
+    await rt.start_container(cid)
+    res = await rt.exec_sync(cid, ["sh", "-c", "echo $GREETING; pwd; echo oops >&2; exit 4"], 10)
+    assert (res.exit_code, res.stdout, res.stderr) == (4, b"hello\n/tmp\n", b"oops\n")
+    with pytest.raises(TimeoutError):
+        await rt.exec_sync(cid, ["sleep", "30.5"], timeout=0.5)
+    left = [p for p in processes_mentioning("30.5")
+            if Path(f"/proc/{p}/cmdline").read_bytes() == b"sleep\x0030.5\x00"]
+    assert not [p for p in left if pid_running(p)]
+
+
+async def test_kubelet_restart_finds_running_containers(node, layer):
+    rt, root, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("survivor", logs))
+    script = "echo started; while [ ! -f /dev/shm/stop ]; do sleep 0.1; done; echo stopping; exit 7"
+    cid = await rt.create_container(sid, container_config("c", script), [layer])
+    await rt.start_container(cid)
+    before = await wait_state(rt, cid, "running")
+    del rt   # the kubelet goes away; its monitors do not
+
+    rt2 = RuncRuntime(str(root))
+    [sandbox] = await rt2.list_pod_sandboxes()
+    assert (sandbox.id, sandbox.state) == (sid, "ready")
+    [found] = await rt2.list_containers(sid)
+    assert (found.id, found.state, found.pid) == (cid, "running", before.pid)
+    assert pid_running(found.pid)
+    res = await rt2.exec_sync(cid, ["touch", "/dev/shm/stop"], 10)
+    assert res.exit_code == 0
+    st = await wait_state(rt2, cid, "exited")
+    assert (st.exit_code, st.reason) == (7, "Error")
+    assert [t for _, _, t in log_entries(st.log_path)] == [b"started", b"stopping"]
+
+
+async def test_remove_leaves_nothing_behind(node, layer):
+    rt, root, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("ephemeral", logs))
+    netns = (await rt.pod_sandbox_status(sid)).netns_path
+    assert os.path.exists(netns)
+    cids = []
+    for name, script in (("runs", "sleep 60"), ("ends", "true")):
+        cids.append(await rt.create_container(sid, container_config(name, script), [layer]))
+        await rt.start_container(cids[-1])
+    running = await wait_state(rt, cids[0], "running")
+    await wait_state(rt, cids[1], "exited")
+    parent = (await rt.pod_sandbox_status(sid)).config.cgroup_parent
+    cgroups = [d for cid in cids for d in cgroup_dirs(f"/pybernetes/{parent}/{cid}")]
+    assert any(os.path.isdir(d) for d in cgroups)
+    assert pid_running(running.pid)
+
+    await rt.stop_pod_sandbox(sid)
+    assert (await rt.pod_sandbox_status(sid)).state == "notready"
+    await rt.remove_pod_sandbox(sid)
+    await rt.remove_pod_sandbox(sid)   # idempotent
+
+    assert await rt.list_pod_sandboxes() == [] and await rt.list_containers() == []
+    assert _mounts_under(root) == []
+    assert not os.path.exists(netns)
+    assert not [d for d in cgroups + cgroup_dirs(f"/pybernetes/{parent}") if os.path.isdir(d)]
+    assert not pid_running(running.pid)
+    assert not [p for cid in cids for p in processes_mentioning(cid)]
+    with pytest.raises(KeyError):
+        await rt.pod_sandbox_status(sid)
+
+
+async def test_start_error_is_reported(node, layer):
+    rt, _, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("broken", logs))
+    cfg = container_config("bad", "true")
+    cfg.command = ["/no/such/binary"]
+    cid = await rt.create_container(sid, cfg, [layer])
+    with pytest.raises(ContainerRuntimeError) as err:
+        await rt.start_container(cid)
+    assert err.value.reason == "RunContainerError" and "/no/such/binary" in str(err.value)
+    st = await rt.container_status(cid)
+    assert (st.state, st.exit_code, st.reason) == ("exited", 128, "StartError")
