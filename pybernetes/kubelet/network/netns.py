@@ -7,14 +7,14 @@ bind mount in one short-lived child, so no thread of ours ever changes namespace
 deletion is umount + unlink and is idempotent."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import errno
 import os
 import re
-import shutil
 from typing import Iterator
+
+from .commands import CommandError, run
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
 _MNT_DETACH = 2
@@ -22,7 +22,7 @@ _CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class NetNSError(Exception):
+class NetNSError(CommandError):
     """A namespace could not be created, entered or removed."""
 
 
@@ -52,8 +52,8 @@ async def create(directory: str, name: str, timeout: float = 10.0) -> str:
         raise NetNSError(f"network namespace {path} already exists") from None
     os.close(fd)
     try:
-        await _run(["unshare", f"--net={path}", "true"], timeout)
-        await _run(["nsenter", f"--net={path}", "ip", "link", "set", "lo", "up"], timeout)
+        await run(["unshare", f"--net={path}", "true"], timeout)
+        await run(["nsenter", f"--net={path}", "ip", "link", "set", "lo", "up"], timeout)
     except BaseException:
         delete(path)
         raise
@@ -84,7 +84,7 @@ def nsenter_argv(path: str, argv: list[str]) -> list[str]:
 async def run_in(path: str, argv: list[str], timeout: float = 10.0,
                  check: bool = True) -> tuple[int, bytes, bytes]:
     """Run a command inside the namespace; returns (exit code, stdout, stderr)."""
-    return await _run(nsenter_argv(path, argv), timeout, check=check)
+    return await run(nsenter_argv(path, argv), timeout, check=check)
 
 
 @contextlib.contextmanager
@@ -110,21 +110,3 @@ def entered(path: str) -> Iterator[None]:
 def _setns(fd: int, what: str) -> None:
     if _libc.setns(fd, _CLONE_NEWNET) != 0:
         raise NetNSError(f"setns {what}: {os.strerror(ctypes.get_errno())}")
-
-
-async def _run(argv: list[str], timeout: float, check: bool = True) -> tuple[int, bytes, bytes]:
-    if shutil.which(argv[0]) is None:
-        raise NetNSError(f"{argv[0]} not found (install util-linux / iproute2)")
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise NetNSError(f"{' '.join(argv)}: timed out after {timeout}s") from None
-    if check and proc.returncode != 0:
-        raise NetNSError(f"{' '.join(argv)}: exit {proc.returncode}: "
-                         f"{err.decode(errors='replace').strip()}")
-    return proc.returncode or 0, out, err

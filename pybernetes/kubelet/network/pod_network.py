@@ -17,9 +17,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import shlex
+import shutil
 
 from ..runtime.base import SandboxConfig
 from . import netns
+from .commands import run
 from .cni import CNI, DEFAULT_BIN_DIRS, CNIError, RuntimeConf
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,7 @@ class PodNetwork:
         path = netns_path if netns_path and netns.is_netns(netns_path) else ""
         await self.cni.del_list(self.conflist(), self._rt(cid, path, cfg, "eth0"))
         await self.cni.del_list(self.loopback_conflist(), self._rt(cid, path, cfg, "lo"))
+        await sweep_nat_rules(self.name, cid)
 
     async def check(self, netns_path: str, cfg: SandboxConfig,
                     sandbox_id: str | None = None) -> None:
@@ -115,7 +119,7 @@ class PodNetwork:
 
     async def remove_bridge(self) -> None:
         """Delete the bridge (node shutdown, tests). No-op when it is absent."""
-        await netns._run(["ip", "link", "del", self.bridge], 10.0, check=False)
+        await run(["ip", "link", "del", self.bridge], check=False)
 
     def _rt(self, cid: str, path: str, cfg: SandboxConfig, ifname: str) -> RuntimeConf:
         args = [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", cfg.namespace),
@@ -144,3 +148,32 @@ def default_sandbox_id(cfg: SandboxConfig) -> str:
     if not cfg.pod_uid:
         raise ValueError("sandbox config has no pod_uid")
     return f"{cfg.pod_uid}-{cfg.attempt}"
+
+
+async def sweep_nat_rules(network: str, cid: str) -> int:
+    """Remove nat rules the plugins tagged for this attachment and chains left empty.
+
+    bridge 1.1.1 undoes its ipMasq rules only for the addresses it finds on the pod's
+    interface, so once the namespace is gone (a crash, a reboot, a runtime that
+    removed it first) DEL leaves them behind; this finishes the job. Only rules
+    whose comment names this network *and* container are touched."""
+    if shutil.which("iptables-save") is None:
+        return 0
+    _, out, _ = await run(["iptables-save", "-t", "nat"], check=False)
+    tag = f'name: "{network}" id: "{cid}"'
+    rules = [argv for argv in (shlex.split(line) for line in out.decode().splitlines()
+                               if line.startswith("-A ") and cid in line)
+             if any(tag in a for a in argv)]
+    chains: list[str] = []
+    for argv in rules:
+        await run(["iptables", "-t", "nat", "-D", *argv[1:]], check=False)
+        target = argv[argv.index("-j") + 1] if "-j" in argv[:-1] else ""
+        if target.startswith("CNI-") and not target.startswith("CNI-HOSTPORT-"):
+            chains.append(target)
+    for chain in dict.fromkeys(chains):
+        _, listing, _ = await run(["iptables", "-t", "nat", "-S", chain], check=False)
+        if len(listing.decode().split("\n-A ")) == 1:    # no rules of anyone else left
+            await run(["iptables", "-t", "nat", "-X", chain], check=False)
+    if rules:
+        log.info("removed %d nat rules left by CNI for %s", len(rules), cid)
+    return len(rules)
