@@ -1,0 +1,68 @@
+"""tmpfs mounts for memory-backed volumes, through the mount(2)/umount2(2) system
+calls (no `mount` binary needed), and the list of mounts under a directory, read
+from /proc/self/mountinfo so teardown finds them even after a kubelet restart."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+
+MS_NOSUID, MS_NODEV = 0x2, 0x4
+MNT_DETACH = 0x2
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def can_mount() -> bool:
+    return os.geteuid() == 0
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    return field.encode().decode("unicode_escape") if "\\" in field else field
+
+
+def mounts_under(root: str) -> list[str]:
+    """Mount points at or below root, deepest first."""
+    root = os.path.realpath(root)
+    out = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            for line in f:
+                point = _unescape(line.split()[4])
+                if point == root or point.startswith(root.rstrip("/") + "/"):
+                    out.append(point)
+    except OSError:
+        return []
+    return sorted(set(out), key=len, reverse=True)
+
+
+def is_mount_point(path: str) -> bool:
+    return os.path.realpath(path) in mounts_under(path)
+
+
+def mount_tmpfs(path: str, size_bytes: int, mode: int = 0o777) -> None:
+    opts = f"mode={mode:o}" + (f",size={size_bytes}" if size_bytes > 0 else "")
+    rc = _libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV,
+                     opts.encode())
+    if rc != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount tmpfs on {path}: {os.strerror(e)}")
+
+
+def unmount(path: str) -> None:
+    """Unmount; a busy mount is detached (lazy) rather than left behind."""
+    rc = _libc.umount2(os.fsencode(path), 0)
+    if rc == 0:
+        return
+    e = ctypes.get_errno()
+    if e == errno.EINVAL:   # not a mount point (any more)
+        return
+    if _libc.umount2(os.fsencode(path), MNT_DETACH) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"unmount {path}: {os.strerror(e)}")
+
+
+def unmount_all_under(root: str) -> None:
+    for point in mounts_under(root):
+        unmount(point)
