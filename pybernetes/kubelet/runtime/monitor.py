@@ -299,8 +299,10 @@ def main(argv: list[str]) -> int:
     os.close(log_fd)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)   # only the container's exit ends us
+    # Only the container's exit ends us. Handlers, not SIG_IGN: an ignored signal
+    # would stay ignored in the container's process (and a shell could not trap it).
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: None)
     wake_r, wake_w = os.pipe()
     for fd in (wake_r, wake_w):
         os.set_blocking(fd, False)

@@ -421,7 +421,7 @@ async def run_with_timeout(cmd: list[str], timeout: float, env: dict | None = No
     except asyncio.TimeoutError:
         _kill_group(proc.pid)
         await proc.wait()
-        raise TimeoutError(f"command {cmd[-1]!r} timed out after {timeout:g}s") from None
+        raise TimeoutError(f"command timed out after {timeout:g}s") from None
     return proc.returncode, out, err
 
 

@@ -95,6 +95,8 @@ class ProcessRuntime(MonitoredRuntime):
         try:
             code, out, err = await run_with_timeout(list(cmd), timeout, env=proc["env"],
                                                     cwd=proc["cwd"] or None, **kw)
+        except TimeoutError:   # an OSError too: not "command not found"
+            raise
         except OSError as e:   # not found / not executable, as a shell would say
             code = 126 if isinstance(e, PermissionError) else 127
             return ExecResult(exit_code=code, stdout=b"", stderr=f"{e}\n".encode())
