@@ -105,19 +105,24 @@ async def cleanup(node: Node) -> None:
     assert node.net.bridge not in links()
 
 
+@pytest.fixture(autouse=True)
+def forwarding_as_found():
+    """The bridge plugin (isGateway) turns on IPv4 forwarding, as on any node. Put
+    the machine back as found, unless some run still has pods on a bridge."""
+    before = open("/proc/sys/net/ipv4/ip_forward").read().strip()
+    yield
+    if before == "0" and not sh("ip", "-o", "link", "show", "type", "veth").stdout:
+        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+            f.write("0")
+
+
 @pytest.fixture
 async def node(tmp_path):
-    forward = open("/proc/sys/net/ipv4/ip_forward").read().strip()
     n = make_node(tmp_path)
     try:
         yield n
     finally:
         await cleanup(n)
-        # The bridge plugin (isGateway) turns on forwarding, as on any node. Put the
-        # machine back as found, unless another run still has pods on a bridge.
-        if forward == "0" and not sh("ip", "-o", "link", "show", "type", "veth").stdout:
-            with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
-                f.write("0")
 
 
 def run_in(path: str, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess:
@@ -308,3 +313,27 @@ async def test_exhausted_range_is_a_clear_error(tmp_path):
     finally:
         await cleanup(small)
     assert small.leases() == [] and small.cached() == []
+
+
+async def test_netns_lifecycle(tmp_path):
+    d = str(tmp_path / "netns")
+    path = await netns.create(d, "solo")
+    try:
+        assert netns.is_netns(path)
+        with pytest.raises(netns.NetNSError, match="already exists"):
+            await netns.create(d, "solo")
+        # a fresh namespace: only lo, and it is up
+        code, out, _ = await netns.run_in(path, ["ip", "-o", "link"])
+        assert code == 0 and out.decode().count("\n") == 1 and "LOOPBACK,UP" in out.decode()
+        # the calling thread enters and comes back
+        own = os.stat("/proc/thread-self/ns/net").st_ino
+        with netns.entered(path):
+            assert os.stat("/proc/thread-self/ns/net").st_ino == os.stat(path).st_ino
+        assert os.stat("/proc/thread-self/ns/net").st_ino == own
+    finally:
+        netns.delete(path)
+    assert not os.path.exists(path) and not netns.is_netns(path)
+    netns.delete(path)                     # idempotent
+    assert path not in open("/proc/self/mountinfo").read()
+    with pytest.raises(netns.NetNSError, match="invalid"):
+        await netns.create(d, "../escape")
