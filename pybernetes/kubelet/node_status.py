@@ -102,6 +102,10 @@ class NodeConfig:
     def resources(self) -> dict[str, str]:
         return {"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods)}
 
+    def allocatable(self) -> dict[str, str]:
+        """What pods may use (a real node keeps some back; a fake one all)."""
+        return self.resources()
+
 
 def healthy_conditions(old: list[dict] | None = None) -> list[dict]:
     """The four conditions, heartbeat now; a condition keeps its lastTransitionTime
@@ -121,7 +125,7 @@ def node_status(cfg: NodeConfig, boot_id: str, old: dict | None = None) -> dict:
     res = cfg.resources()
     old_conds = ((old or {}).get("status") or {}).get("conditions")
     return {
-        "capacity": dict(res), "allocatable": dict(res),
+        "capacity": dict(res), "allocatable": dict(cfg.allocatable()),
         "conditions": healthy_conditions(old_conds),
         "addresses": [{"type": "InternalIP", "address": cfg.ip},
                       {"type": "Hostname", "address": cfg.name}],
