@@ -142,13 +142,17 @@ def busybox_base_layer() -> LayerBuilder:
     return lb
 
 
-def busybox_image(arch: str = "amd64", oci: bool = False, extra: bytes = b"") -> Image:
-    """The test busybox: two layers, the second with a whiteout and an opaque dir."""
+def busybox_image(arch: str = "amd64", oci: bool = False, extra: bytes = b"",
+                  top_extra: bytes = b"") -> Image:
+    """The test busybox: two layers, the second with a whiteout and an opaque dir.
+    `extra` goes into the base layer (a different base), `top_extra` into the top one."""
     base = busybox_base_layer()
     if extra:
         base.file("etc/extra", extra)
     top = (LayerBuilder().dir("etc").whiteout("etc/remove-me").dir("data").opaque("data")
            .file("data/new.txt", b"from layer 2\n").file("etc/arch", arch.encode()))
+    if top_extra:
+        top.file("etc/top-extra", top_extra)
     layers = [base.build(), top.build()]
     config = {
         "architecture": arch, "os": "linux",

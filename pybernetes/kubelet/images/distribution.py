@@ -2,6 +2,7 @@
 anonymous access, Bearer tokens from the WWW-Authenticate challenge and Basic auth."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -39,6 +40,11 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
               for m in _CHALLENGE_PARAM.finditer(rest)}
     return scheme.lower(), params
+
+
+def basic_auth(creds: Credentials) -> str:
+    pair = f"{creds.username}:{creds.password}".encode()
+    return "Basic " + base64.b64encode(pair).decode()
 
 
 def sha256_digest(data: bytes) -> str:
@@ -87,8 +93,7 @@ class RegistryClient:
         if scheme == "basic":
             if not self.creds or not self.creds.username:
                 return False
-            self._auth_header = aiohttp.BasicAuth(self.creds.username,
-                                                  self.creds.password).encode()
+            self._auth_header = basic_auth(self.creds)
             return True
         if scheme != "bearer" or "realm" not in params:
             return False
@@ -108,9 +113,9 @@ class RegistryClient:
                             refresh_token=self.creds.identity_token)
                 resp = await self.session.post(realm, data=form)
             else:
-                auth = (aiohttp.BasicAuth(self.creds.username, self.creds.password)
-                        if self.creds and self.creds.username else None)
-                resp = await self.session.get(realm, params=query, auth=auth)
+                headers = ({"Authorization": basic_auth(self.creds)}
+                           if self.creds and self.creds.username else {})
+                resp = await self.session.get(realm, params=query, headers=headers)
             async with resp:
                 body = await resp.read()
                 if resp.status in (401, 403):

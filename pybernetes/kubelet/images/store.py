@@ -306,7 +306,14 @@ class ImageStore:
                     return
                 await self._fetch(client, layers[i], progress)
                 await self._unpack(layers[i].digest, diff_ids[i], chains[i])
-        await asyncio.gather(*(one(i) for i in range(len(layers))))
+        tasks = [asyncio.ensure_future(one(i)) for i in range(len(layers))]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:  # stop the siblings, and let them clean up, before reporting
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     # ---- blobs and layers ----------------------------------------------------------
     def _lock(self, key: str) -> asyncio.Lock:
@@ -365,8 +372,14 @@ class ImageStore:
                 return
             tmp = temp_name(self.layer_dir, chain_id)
             os.mkdir(tmp, 0o755)
+            work = asyncio.ensure_future(
+                asyncio.to_thread(unpack_layer, self.blob_path(blob_digest), tmp, diff_id))
             try:
-                await asyncio.to_thread(unpack_layer, self.blob_path(blob_digest), tmp, diff_id)
+                try:
+                    await asyncio.shield(work)
+                except asyncio.CancelledError:  # the thread runs on: wait before cleaning up
+                    await asyncio.gather(work, return_exceptions=True)
+                    raise
                 os.rename(tmp, dest)
             except OSError:
                 if not os.path.isdir(dest):  # not a lost race with another process
@@ -480,8 +493,12 @@ class ImageStore:
                 _rmtree(path)
         return freed
 
+    def disk_usage(self) -> tuple[int, int]:
+        """(bytes, inodes) the store holds on disk."""
+        return _du(self.root)
+
     def image_fs_usage(self) -> FsUsage:
-        used, inodes = _du(self.root)
+        used, inodes = self.disk_usage()
         capacity, available = self._fs_stats()
         return FsUsage(used, inodes, capacity, available)
 
