@@ -14,7 +14,6 @@ from aiohttp import web
 
 from ..api.strategy import Strategy
 from ..machinery import errors, fieldvalidation, schema
-from ..machinery.printing import get_path
 from ..machinery.selectors import FieldSelector, LabelSelector
 from . import negotiation, table
 from .negotiation import Target
@@ -311,13 +310,9 @@ class ResourceHandler:
 
     async def _node_subresource(self, request: web.Request, info: RequestInfo,
                                 rs: ResourceStore, ns: str) -> web.StreamResponse:
-        """log/exec/attach/portforward/proxy need a node (later issues)."""
-        obj = await rs.get(ns, info.name)
-        if rs.s.kind == "Pod" and not get_path(obj, "spec", "nodeName"):
-            raise errors.bad_request(f'pod {info.name} does not have a host assigned')
-        raise errors.service_unavailable(
-            f"{info.resource}/{info.subresource} needs a running node agent, which this "
-            "server does not have yet")
+        """log/exec/attach/portforward (and proxy, later): served by the pod's kubelet."""
+        from .node_proxy import handle
+        return await handle(self, request, info, rs, ns)
 
     async def _virtual(self, request: web.Request, info: RequestInfo,
                        strategy: Strategy) -> web.Response:
