@@ -1,0 +1,188 @@
+"""kubectl logs / exec / port-forward / cp through the API server to a kubelet's
+streaming server, with the real kubectl 1.33 (WebSocket) and 1.27 (SPDY/3.1).
+
+The node is the kubelet streaming server alone (`python -m pybernetes.kubelet.server`)
+with the host-process provider: exec runs on this machine, port-forward reaches
+127.0.0.1, logs are CRI files the test writes. Everything stays on loopback.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import Cluster, Kubectl, free_port, kubectl_binary, start_cluster
+
+VERSIONS = ["1.33", "1.27"]
+NODE = "stream-node"
+
+
+def stamp(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+
+
+class Node:
+    """The kubelet streaming server process and what the tests write for it."""
+
+    def __init__(self, cluster: Cluster, root: Path):
+        from pybernetes.auth.pki import PKI, issue_serving_cert
+        self.cluster, self.root = cluster, root
+        self.log_root = root / "pods"
+        self.log_root.mkdir(parents=True)
+        pki = PKI.at(str(cluster.data_dir / "pki"))
+        crt, key = issue_serving_cert(pki, NODE, ["127.0.0.1"], str(root / "kubelet.crt"),
+                                      str(root / "kubelet.key"))
+        port_file = root / "port"
+        self.out = open(root / "kubelet.out", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pybernetes.kubelet.server", "--port", "0",
+             "--port-file", str(port_file), "--tls-cert-file", crt,
+             "--tls-private-key-file", key, "--client-ca-file", pki.ca_crt,
+             "--log-root", str(self.log_root)],
+            stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while not port_file.exists():
+            assert self.proc.poll() is None, (root / "kubelet.out").read_text()
+            assert time.monotonic() < deadline, "kubelet server did not start"
+            time.sleep(0.1)
+        self.port = int(port_file.read_text())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.out.close()
+
+    def register(self) -> None:
+        status, body = self.cluster.json("POST", "/api/v1/nodes", {
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}})
+        assert status == 201, body
+        status, body = self.cluster.json(
+            "PATCH", f"/api/v1/nodes/{NODE}/status",
+            {"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                                      {"type": "Hostname", "address": NODE}],
+                        "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}}}},
+            content_type="application/merge-patch+json")
+        assert status == 200, body
+
+    def run_pod(self, name: str, containers: list[str], logs: dict[str, dict[int, str]],
+                restarted: tuple[str, ...] = ()) -> str:
+        """A pod bound here, Running, with CRI log files `logs[container][attempt]`."""
+        status, pod = self.cluster.json("POST", "/api/v1/namespaces/default/pods", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": NODE,
+                     "containers": [{"name": c, "image": "busybox"} for c in containers]}})
+        assert status == 201, pod
+        uid = pod["metadata"]["uid"]
+        now = stamp(datetime.now(timezone.utc))
+        statuses = []
+        for c in containers:
+            cs = {"name": c, "ready": True, "restartCount": 1 if c in restarted else 0,
+                  "image": "busybox", "imageID": "", "containerID": f"pyb://{name}-{c}-1",
+                  "state": {"running": {"startedAt": now[:19] + "Z"}}}
+            if c in restarted:
+                cs["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error",
+                                                  "containerID": f"pyb://{name}-{c}-0"}}
+            statuses.append(cs)
+        status, body = self.cluster.json(
+            "PATCH", f"/api/v1/namespaces/default/pods/{name}/status",
+            {"status": {"phase": "Running", "podIP": "127.0.0.1",
+                        "containerStatuses": statuses}},
+            content_type="application/merge-patch+json")
+        assert status == 200, body
+        for c, attempts in logs.items():
+            d = self.log_root / f"default_{name}_{uid}" / c
+            d.mkdir(parents=True)
+            for attempt, text in attempts.items():
+                (d / f"{attempt}.log").write_text(text)
+        return uid
+
+
+def cri(lines: list[tuple[datetime, str, str]]) -> str:
+    return "".join(f"{stamp(t)} {stream} F {msg}\n" for t, stream, msg in lines)
+
+
+OLD = datetime(2016, 10, 6, 0, 17, 9, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    if not kubectl_binary("1.33") or not kubectl_binary("1.27"):
+        pytest.skip("kubectl 1.33 and 1.27 are needed")
+    root = tmp_path_factory.mktemp("streaming")
+    cluster = start_cluster(root / "cluster")
+    n = None
+    try:
+        n = Node(cluster, root / "node")
+        n.register()
+        recent = datetime.now(timezone.utc)
+        n.run_pod("web", ["app"], {"app": {
+            0: cri([(OLD, "stdout", "first life")]),
+            1: cri([(OLD, "stdout", "old line"), (OLD, "stderr", "old error"),
+                    (recent, "stdout", "recent line")])}}, restarted=("app",))
+        n.run_pod("multi", ["a", "b"], {"a": {0: cri([(OLD, "stdout", "from a")])},
+                                        "b": {0: cri([(OLD, "stdout", "from b")])}})
+        yield n
+    finally:
+        if n is not None:
+            n.stop()
+        cluster.stop()
+
+
+@pytest.fixture(params=VERSIONS)
+def kubectl(request, node: Node) -> Kubectl:
+    return Kubectl(kubectl_binary(request.param), node.cluster.kubeconfig)
+
+
+def test_logs(kubectl: Kubectl) -> None:
+    assert kubectl("logs", "web") == "old line\nold error\nrecent line\n"
+    assert kubectl("logs", "pod/web", "--tail=1") == "recent line\n"
+    stamped = kubectl("logs", "web", "--timestamps", "--tail=2").splitlines()
+    assert stamped[0] == f"{stamp(OLD)} old error"
+    assert stamped[1].endswith(" recent line")
+    assert kubectl("logs", "web", "--since=1h") == "recent line\n"
+    assert kubectl("logs", "web", "--previous") == "first life\n"
+    assert kubectl("logs", "web", "--limit-bytes=5") == "old l"
+    assert kubectl("logs", "multi", "-c", "b") == "from b\n"
+
+
+def test_log_errors(kubectl: Kubectl, node: Node) -> None:
+    p = kubectl.run("logs", "multi", "-c", "nope", check=False)
+    assert p.returncode != 0
+    assert "container nope is not valid for pod multi" in p.stderr
+    p = kubectl.run("logs", "multi", "-c", "a", "--previous", check=False)
+    assert 'previous terminated container "a" in pod "multi" not found' in p.stderr
+    status, body = node.cluster.json("GET", "/api/v1/namespaces/default/pods/multi/log")
+    assert status == 400
+    assert body["message"] == ("a container name must be specified for pod multi, "
+                               "choose one of: [a b]")
+
+
+def test_logs_follow_sees_new_lines(kubectl: Kubectl, node: Node) -> None:
+    log = next(node.log_root.glob("default_multi_*/a/0.log"))
+    p = subprocess.Popen([kubectl.binary, "logs", "-f", "multi", "-c", "a", "--tail=1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, KUBECONFIG=kubectl.kubeconfig))
+    try:
+        assert p.stdout is not None
+        p.stdout.readline()  # what is there already
+        line = f"appended by {os.path.basename(kubectl.binary)}"
+        with open(log, "a") as f:
+            f.write(cri([(datetime.now(timezone.utc), "stdout", line)]))
+        assert p.stdout.readline() == line + "\n"
+    finally:
+        p.kill()
+        p.wait(10)
