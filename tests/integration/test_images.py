@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -410,7 +410,7 @@ def test_cli_errors_say_what_to_do(registry: Registry, tmp_path: Path) -> None:
     out = _run_cli("pull", "--root", root, f"{registry.host}/nothing-here:1")
     assert out.returncode == 1
     assert f"{registry.host}/nothing-here:1: not found" in out.stderr
-    assert "hint: check the image name" in out.stderr
+    assert "hint: the repository or tag does not exist (or pull access is denied)" in out.stderr
     out = _run_cli("pull", "--root", root, "Bad:Name")
     assert out.returncode == 1 and "invalid reference format" in out.stderr
     out = _run_cli("rm", "--root", root, "busybox")

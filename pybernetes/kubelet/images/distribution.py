@@ -194,8 +194,9 @@ class RegistryClient:
         body = await resp.read()
         if resp.status == 404:
             raise NotFound(f'failed to resolve reference "{self.ref}": {self.ref}: not found',
-                           hint="check the image name and tag (does it exist in the "
-                                "registry?)")
+                           hint="the repository or tag does not exist (or pull access is "
+                                "denied): check the image name and tag, and give credentials "
+                                "if the repository is private")
         if resp.status in (401, 403):
             raise self._denied(body)
         detail = _server_message(body)
