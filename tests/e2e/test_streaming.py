@@ -186,3 +186,13 @@ def test_logs_follow_sees_new_lines(kubectl: Kubectl, node: Node) -> None:
     finally:
         p.kill()
         p.wait(10)
+
+
+def test_exec(kubectl: Kubectl) -> None:
+    assert kubectl("exec", "web", "--", "hostname") == socket.gethostname() + "\n"
+    p = kubectl.run("exec", "web", "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+                    check=False)
+    assert (p.returncode, p.stdout) == (3, "out\n")
+    assert "err\n" in p.stderr
+    assert kubectl("exec", "-i", "web", "--", "cat", input="data\n") == "data\n"
+    assert kubectl("exec", "multi", "-c", "b", "--", "echo", "in b") == "in b\n"
