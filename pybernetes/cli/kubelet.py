@@ -1,4 +1,4 @@
-"""`pybernetes kubelet`: the node agent. Only the fake runtime exists so far."""
+"""`pybernetes kubelet`: the node agent, with the runc, process or fake runtime."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,13 @@ With --runtime fake nothing is run at all (like kwok): each simulated node repor
 its capacity, pods bound to it go Pending -> Running -> Ready with an IP from the
 node's podCIDR, Job pods complete, deleted pods go away. One process can simulate
 hundreds of nodes (--fake-nodes), for trying schedulers, controllers and clients
-at scale. The real runtimes (runc, process) come in a later version.
+at scale.
+
+With --runtime runc pods are real containers (OCI bundles run by runc, overlayfs
+over pulled image layers, one network namespace per pod on a CNI bridge with an
+address from the node's podCIDR, cgroup limits); it needs root. With --runtime
+process each container is a plain host process (no isolation, the node's network);
+a kubelet that is not root and asked for runc uses process and says so.
 
 Pods on a fake node obey these annotations (seconds may be fractional):
   fake.pybernetes.io/start-delay: "2"      Pending (ContainerCreating) for 2 s first
@@ -36,6 +42,10 @@ examples:
       100 fake nodes fake-0 ... fake-99 in one process (a scheduling benchmark's cluster)
   pybernetes kubelet --kubeconfig K --runtime fake --node-name big --cpu 96 --memory 768Gi \\
       --node-labels zone=a,disk=ssd --register-with-taints dedicated=gpu:NoSchedule
+
+  pybernetes kubelet --kubeconfig K --runtime runc --root-dir /var/lib/pybernetes/kubelet \\
+      --registries /etc/pybernetes/registries.yaml --cluster-dns 10.43.0.10
+      this machine as a real node (as root)
 
   kubectl get nodes -o wide        the nodes, Ready, with their version and addresses
   kubectl get pods -o wide         pods on them Running, with IPs from each node's podCIDR
@@ -91,8 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kubeconfig", required=True, metavar="FILE",
                    help="kubeconfig with the API server's address and credentials")
     p.add_argument("--runtime", choices=RUNTIMES, required=True,
-                   help="how pods run: 'fake' simulates them (the only one so far; "
-                        "runc and process come in a later version)")
+                   help="how pods run: 'runc' (containers, needs root), 'process' (host "
+                        "processes, no isolation) or 'fake' (simulated)")
     p.add_argument("--node-name", default=socket.gethostname(), metavar="NAME",
                    help="the Node's name (default: this host's name, %(default)s)")
     p.add_argument("--fake-nodes", type=_positive_int, default=1, metavar="N",
@@ -126,8 +136,49 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "stop (default: %(default)s)")
     p.add_argument("--api-concurrency", type=_positive_int, default=64, metavar="N",
                    help="pod API calls in flight at once (default: %(default)s)")
+    _real_flags(p)
     flags.add_log_level(p)
     p.set_defaults(func=run)
+
+
+def _percent(value: str) -> float:
+    s = _seconds(value)
+    if s > 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage (0-100): {value}")
+    return s
+
+
+def _real_flags(p: argparse.ArgumentParser) -> None:
+    import os
+    default_root = ("/var/lib/pybernetes/kubelet" if os.geteuid() == 0
+                    else os.path.expanduser("~/.local/share/pybernetes/kubelet"))
+    g = p.add_argument_group("runc and process runtimes")
+    g.add_argument("--root-dir", default=default_root, metavar="DIR",
+                   help="where the kubelet keeps images, containers, pod volumes and "
+                        "network state (default: %(default)s)")
+    g.add_argument("--pod-logs-dir", default="", metavar="DIR",
+                   help="container logs in the CRI format, <ns>_<pod>_<uid>/<container>/N.log "
+                        "(default: /var/log/pods with the default --root-dir, else "
+                        "ROOT_DIR/logs/pods)")
+    g.add_argument("--pod-cidr", default="", metavar="CIDR",
+                   help="pod addresses when node IPAM gives the Node no podCIDR (runc)")
+    g.add_argument("--cni-bridge", default="pyb0", metavar="NAME",
+                   help="the pod bridge's name (runc; default: %(default)s)")
+    g.add_argument("--cluster-dns", default="", metavar="IP[,IP]",
+                   help="nameservers of ClusterFirst pods (default: none, pods fall back to "
+                        "the node's resolv.conf)")
+    g.add_argument("--cluster-domain", default="cluster.local", metavar="DOMAIN",
+                   help="the cluster's DNS domain (default: %(default)s)")
+    g.add_argument("--image-gc-high-threshold", type=_percent, default=85.0, metavar="PCT",
+                   help="image GC starts when the image filesystem is this full "
+                        "(default: %(default)s)")
+    g.add_argument("--image-gc-low-threshold", type=_percent, default=80.0, metavar="PCT",
+                   help="... and stops under this (default: %(default)s)")
+    g.add_argument("--registries", default="", metavar="FILE",
+                   help="registry mirrors and credentials, k3s' registries.yaml shape")
+    g.add_argument("--crash-loop-backoff-max", type=_seconds, default=300.0, metavar="SECONDS",
+                   help="the longest restart (and image pull) back-off; it starts at "
+                        "min(10s, this) and doubles (default: %(default)s)")
 
 
 def node_configs(args: argparse.Namespace) -> list:
@@ -150,8 +201,7 @@ def node_configs(args: argparse.Namespace) -> list:
 def _check(args: argparse.Namespace) -> str:
     from pybernetes.machinery.quantity import validate_quantity
     if args.runtime != "fake":
-        return (f"--runtime {args.runtime} is not available yet (it comes with the real "
-                "kubelet in a later version); use --runtime fake")
+        return _check_real(args)
     for flag, value in (("--cpu", args.cpu), ("--memory", args.memory)):
         if validate_quantity(value):
             return f"{flag}: not a quantity: {value!r} (e.g. 32, 500m, 256Gi)"
@@ -178,8 +228,87 @@ def run(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_until_signalled(_run_fake(args)))
+    main = _run_fake(args) if args.runtime == "fake" else _run_real(args)
+    asyncio.run(_until_signalled(main))
     return 0
+
+
+def _check_real(args: argparse.Namespace) -> str:
+    import ipaddress
+    import os
+    import shutil
+    if args.fake_nodes != 1:
+        return "--fake-nodes is for --runtime fake only"
+    if args.runtime == "runc" and os.geteuid() != 0:
+        print("pybernetes kubelet: not running as root: --runtime runc needs root; using "
+              "--runtime process (host processes, no isolation)", file=sys.stderr)
+        args.runtime = "process"
+    elif args.runtime == "runc" and not (shutil.which("runc") or os.path.exists("/usr/sbin/runc")):
+        print("pybernetes kubelet: runc not found (install the runc package); using "
+              "--runtime process (host processes, no isolation)", file=sys.stderr)
+        args.runtime = "process"
+    for flag, value in (("--pod-cidr", args.pod_cidr),):
+        if value:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                return f"{flag}: not a CIDR: {value!r}"
+    for ip in filter(None, args.cluster_dns.split(",")):
+        try:
+            ipaddress.ip_address(ip.strip())
+        except ValueError:
+            return f"--cluster-dns: not an IP address: {ip!r}"
+    if args.image_gc_low_threshold > args.image_gc_high_threshold:
+        return "--image-gc-low-threshold must not be above --image-gc-high-threshold"
+    if args.registries and not os.path.isfile(args.registries):
+        return f"--registries: no such file: {args.registries}"
+    if len(args.cni_bridge) > 15:
+        return f"--cni-bridge: {args.cni_bridge!r} is longer than 15 characters"
+    return ""
+
+
+async def _run_real(args: argparse.Namespace) -> None:
+    import os
+
+    from pybernetes.client.api import APIClient
+    from pybernetes.client.events import EventRecorder
+    from pybernetes.kubelet.agent import Kubelet, KubeletOptions, LazyPodNetwork
+    from pybernetes.kubelet.images import ImageStore
+    from pybernetes.kubelet.images.registries import RegistryConfig
+    from pybernetes.kubelet.machine import machine_node_config
+    root = os.path.abspath(args.root_dir)
+    os.makedirs(root, exist_ok=True)
+    logs = args.pod_logs_dir or ("/var/log/pods" if root == "/var/lib/pybernetes/kubelet"
+                                 else os.path.join(root, "logs", "pods"))
+    network = None
+    if args.runtime == "runc":
+        from pybernetes.kubelet.runtime.runc import RuncRuntime
+        network = LazyPodNetwork(os.path.join(root, "cni"), args.cni_bridge)
+        runtime = RuncRuntime(root, network=network)
+    else:
+        from pybernetes.kubelet.runtime.process import ProcessRuntime
+        runtime = ProcessRuntime(root)
+    images = ImageStore(os.path.join(root, "images"), RegistryConfig.load(args.registries or None))
+    node = machine_node_config(args.node_name, root, await runtime.version(), args.node_ip,
+                               args.pods, args.node_labels, args.register_with_taints)
+    opts = KubeletOptions(
+        node_name=args.node_name, root_dir=root, pod_logs_dir=logs, pod_cidr=args.pod_cidr,
+        cluster_dns=[ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()],
+        cluster_domain=args.cluster_domain, image_gc_high=args.image_gc_high_threshold,
+        image_gc_low=args.image_gc_low_threshold,
+        crash_loop_backoff_max=args.crash_loop_backoff_max,
+        image_pull_backoff_max=args.crash_loop_backoff_max)
+    client = await APIClient.from_kubeconfig(args.kubeconfig, user_agent="pybernetes-kubelet",
+                                             connections=args.api_concurrency + 16)
+    try:
+        kubelet = Kubelet(client, runtime, images, node, opts,
+                          EventRecorder(client, "kubelet", args.node_name), network,
+                          heartbeat_period=max(0.1, args.heartbeat_period),
+                          status_update_period=max(0.1, args.status_update_period),
+                          lease_duration=args.lease_duration)
+        await kubelet.run()
+    finally:
+        await client.close()
 
 
 async def _run_fake(args: argparse.Namespace) -> None:
