@@ -196,3 +196,53 @@ def test_exec(kubectl: Kubectl) -> None:
     assert "err\n" in p.stderr
     assert kubectl("exec", "-i", "web", "--", "cat", input="data\n") == "data\n"
     assert kubectl("exec", "multi", "-c", "b", "--", "echo", "in b") == "in b\n"
+
+
+class EchoServer:
+    """A TCP server on 127.0.0.1 answering every line with `echo: <line>`."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    def _echo(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as f:
+            conn.settimeout(20)
+            for line in f:
+                conn.sendall(b"echo: " + line)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_port_forward(kubectl: Kubectl) -> None:
+    server, local = EchoServer(), free_port()
+    p = subprocess.Popen([kubectl.binary, "port-forward", "pod/web", f"{local}:{server.port}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, KUBECONFIG=kubectl.kubeconfig))
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline().startswith(f"Forwarding from 127.0.0.1:{local}")
+        for i in range(3):  # one tunnel, several connections
+            with socket.create_connection(("127.0.0.1", local), timeout=20) as c, \
+                    c.makefile("rb") as f:
+                c.sendall(f"hello {i}\n".encode())
+                assert f.readline() == f"echo: hello {i}\n".encode()
+    finally:
+        p.kill()
+        p.wait(10)
+        server.stop()
