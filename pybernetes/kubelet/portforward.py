@@ -15,7 +15,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from .remotecommand import SpdyStart, start_spdy
+from .remotecommand import start_spdy
 from .spdy import SpdySession, SpdyStream
 from .streaming import StreamingProvider
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -246,3 +246,40 @@ def test_port_forward(kubectl: Kubectl) -> None:
         p.kill()
         p.wait(10)
         server.stop()
+
+
+def test_cp_both_ways(kubectl: Kubectl, tmp_path: Path) -> None:
+    """`kubectl cp` is tar through exec: here the "container" is this machine."""
+    pod_side = tmp_path / "in-pod"
+    pod_side.mkdir()
+    src = tmp_path / "local.txt"
+    src.write_bytes(os.urandom(200_000).hex().encode())  # several frames' worth
+    kubectl("cp", str(src), f"default/web:{pod_side}/copied.txt")
+    assert (pod_side / "copied.txt").read_bytes() == src.read_bytes()
+    back = tmp_path / "back.txt"
+    kubectl("cp", f"default/web:{pod_side}/copied.txt", str(back))
+    assert back.read_bytes() == src.read_bytes()
+
+
+def test_attach_shows_new_output(kubectl: Kubectl, node: Node) -> None:
+    log = next(node.log_root.glob("default_multi_*/b/0.log"))
+    p = subprocess.Popen([kubectl.binary, "attach", "multi", "-c", "b"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, KUBECONFIG=kubectl.kubeconfig))
+    try:
+        assert p.stdout is not None
+        line = f"attached {os.path.basename(kubectl.binary)}"
+        for _ in range(50):  # until the attach is in place (it shows only new output)
+            with open(log, "a") as f:
+                f.write(cri([(datetime.now(timezone.utc), "stdout", line)]))
+            if _readable(p.stdout, 0.2):
+                break
+        assert p.stdout.readline() == line + "\n"
+    finally:
+        p.kill()
+        p.wait(10)
+
+
+def _readable(f, timeout: float) -> bool:
+    import select
+    return bool(select.select([f], [], [], timeout)[0])
