@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -299,12 +300,15 @@ async def scenario_pods(api: Api, count: int, log: Log) -> dict:
     log(f"pods: {count - len(errors)} created in {created_s:.1f} s ({len(errors)} errors)")
     outcome = await watcher
     progress.cancel()
+    await asyncio.sleep(1)  # events are sent after the fact
+    events = await api.request("GET", f"/api/v1/namespaces/{ns}/events")
+    reasons = Counter(e.get("reason") for e in events["items"])
     last_bound = max(bound.values(), default=t0) - t0
     last_running = max(running.values(), default=t0) - t0
     return {"pods": count, "created": count - len(errors), "errors": len(errors),
             "error_samples": errors[:3], "outcome": outcome,
             "create_s": round(created_s, 2), "create_per_s": rate(count, created_s),
-            "bound": len(bound), "running": len(running),
+            "bound": len(bound), "running": len(running), "events": dict(reasons),
             "all_bound_s": round(last_bound, 2), "all_running_s": round(last_running, 2),
             "pods_bound_per_s": rate(len(bound), last_bound) if len(bound) == count else None,
             "pods_running_per_s": rate(len(running), last_running)
@@ -392,20 +396,28 @@ async def scenario_deployment(api: Api, replicas: int, log: Log) -> dict:
     return out
 
 
-async def scenario_rollout(api: Api, replicas: int, log: Log) -> dict:
-    ns, name = "bench-rollout", "web"
-    await namespace(api, ns)
-    path = f"/apis/apps/v1/namespaces/{ns}/deployments"
-    setup = await follow(api, ns, name, available(replicas), lambda: api.request(
-        "POST", path, deployment(name, ns, replicas)), log, "rollout setup")
+ROLLOUT_NS, ROLLOUT_NAME = "bench-rollout", "web"
+
+
+async def setup_rollout(api: Api, replicas: int, log: Log) -> dict:
+    """The Deployment the rollout changes, made available first (not measured)."""
+    await namespace(api, ROLLOUT_NS)
+    path = f"/apis/apps/v1/namespaces/{ROLLOUT_NS}/deployments"
+    setup = await follow(api, ROLLOUT_NS, ROLLOUT_NAME, available(replicas), lambda: api.request(
+        "POST", path, deployment(ROLLOUT_NAME, ROLLOUT_NS, replicas)), log, "rollout setup")
     if setup["outcome"] != "done":
-        return {"replicas": replicas, "outcome": "setup timed out", "setup": setup}
+        raise RuntimeError(f"rollout setup: {replicas} replicas not available after "
+                           f"{SCENARIO_TIMEOUT_S:g} s ({setup['status']})")
     log(f"rollout: {replicas} replicas available after {setup['seconds']} s; changing image")
+    return setup
+
+
+async def scenario_rollout(api: Api, replicas: int, log: Log, setup: dict) -> dict:
+    path = f"/apis/apps/v1/namespaces/{ROLLOUT_NS}/deployments/{ROLLOUT_NAME}"
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "web",
                                                             "image": NEW_IMAGE}]}}}}
-    out = await follow(api, ns, name, rolled_out(replicas), lambda: api.request(
-        "PATCH", f"{path}/{name}", patch, "application/strategic-merge-patch+json"),
-        log, "rollout")
+    out = await follow(api, ROLLOUT_NS, ROLLOUT_NAME, rolled_out(replicas), lambda: api.request(
+        "PATCH", path, patch, "application/strategic-merge-patch+json"), log, "rollout")
     out["replicas"] = replicas
     out["max_surge_allowed"] = replicas + -(-replicas * 25 // 100)
     out["setup_s"] = setup["seconds"]
@@ -415,15 +427,16 @@ async def scenario_rollout(api: Api, replicas: int, log: Log) -> dict:
 
 # -- the run ------------------------------------------------------------------------------
 
-SCENARIOS = {
-    "pods": (scenario_pods, "pods"),
-    "deployment": (scenario_deployment, "deployment"),
-    "rollout": (scenario_rollout, "rollout"),
+# name -> (measured part, size key, untimed setup whose result the measured part gets)
+SCENARIOS: dict[str, tuple[Callable, str, Callable | None]] = {
+    "pods": (scenario_pods, "pods", None),
+    "deployment": (scenario_deployment, "deployment", None),
+    "rollout": (scenario_rollout, "rollout", setup_rollout),
 }
 
 
 async def run_scenarios(server: Server, sampler: Sampler, sizes: dict, profile_dir: Path | None,
-                        out: dict, log: Log) -> None:
+                        only: list[str], out: dict, log: Log) -> None:
     api = Api(server)
     try:
         out["nodes_ready_s"] = await wait_nodes(api, sizes["nodes"], log)
@@ -431,12 +444,16 @@ async def run_scenarios(server: Server, sampler: Sampler, sizes: dict, profile_d
         sampler.begin()
         await asyncio.sleep(10)
         out["scenarios"]["idle"] = {"processes": sampler.end()}
-        for name, (fn, size) in SCENARIOS.items():
+        for name, (fn, size, setup) in SCENARIOS.items():
+            if name not in only:
+                continue
             log(f"{name}: {sizes[size]}")
+            args = (await setup(api, sizes[size], log),) if setup else ()
+            await asyncio.sleep(2 if setup else 0)  # the setup's stragglers settle
             profilers = _profilers(sampler.pids, profile_dir, name)
             sampler.begin()
             try:
-                result = await fn(api, sizes[size], log)
+                result = await fn(api, sizes[size], log, *args)
             finally:
                 result_procs = sampler.end()
                 prof = {c: p.stop() for c, p in profilers.items()}
@@ -454,7 +471,8 @@ async def run_scenarios(server: Server, sampler: Sampler, sizes: dict, profile_d
 def _profilers(pids: dict[str, int], directory: Path | None, scenario: str) -> dict:
     if directory is None:
         return {}
-    return {c: Profiler(pid, directory / f"{scenario}-{c}.txt") for c, pid in pids.items()}
+    return {c: Profiler(pid, directory / f"{scenario}-{c}.txt") for c, pid in pids.items()
+            if c in COMPONENTS}
 
 
 def _headline(name: str, r: dict) -> str:
@@ -488,12 +506,14 @@ def run(args: argparse.Namespace, sizes: dict, tmp: Path, result: dict, log: Log
             time.sleep(0.1)
         result["pids"] = pids
         log(f"server at {server.url}; pids {pids}; data {tmp}")
-        sampler = Sampler(pids)
+        # this process too: the load generator and the watches share the machine
+        sampler = Sampler({**pids, "client": os.getpid()})
         sampler.start()
         profile_dir = tmp if args.profile else None
         started = time.monotonic()
         try:
-            asyncio.run(run_scenarios(server, sampler, sizes, profile_dir, result, log))
+            asyncio.run(run_scenarios(server, sampler, sizes, profile_dir, args.only, result,
+                                      log))
         finally:
             result["duration_s"] = round(time.monotonic() - started, 1)
             result["restarted"] = sorted(c for c, pid in component_pids(server.proc.pid).items()
@@ -530,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, help="fake nodes (default 100, 20 with --quick)")
     ap.add_argument("--scheduler-arg", action="append", default=[], metavar="FLAG=VALUE",
                     help="passed as --kube-scheduler-arg (e.g. bind-concurrency=64)")
+    ap.add_argument("--only", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS),
+                    help="run only these scenarios (the JSON is then partial)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     ap.add_argument("--keep", action="store_true", help="keep the temp data dir")
     ap.add_argument("--log-level", default="warning", help="of every component (info: per pod)")
@@ -542,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="pyb-bench-cluster-"))
     result: dict[str, Any] = {"storage": "sqlite", "quick": args.quick, "sizes": sizes,
+                              "only": args.only,
                               "profile": args.profile, "scheduler_args": args.scheduler_arg,
                               "date": datetime.datetime.now(datetime.UTC).isoformat(
                                   timespec="seconds"),
