@@ -1,10 +1,12 @@
-"""Run the API server benchmark on every storage backend, then redraw the plot.
+"""Run the API server benchmark on every storage backend, then the control plane
+benchmark (100 fake nodes), then redraw the plots and the tables.
 
-    python -m bench.run_all [--quick] [--profile]      (`make bench` runs this)
+    python -m bench.run_all [--quick] [--profile] [--skip-cluster]
+    (`make bench` runs this)
 
-Each backend runs in its own `python -m bench.apiserver_bench` process so one
-crash cannot take the other's numbers with it; etcd is skipped (and said so)
-when /usr/bin/etcd is missing.
+Each run is its own `python -m bench.<name>` process so one crash cannot take
+the other's numbers with it; etcd is skipped (and said so) when /usr/bin/etcd is
+missing. `bench.cluster_bench` redraws cluster.png and its table itself.
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run_all")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--skip-cluster", action="store_true",
+                    help="only the API server benchmark")
     args = ap.parse_args(argv)
     extra = [flag for flag, on in (("--quick", args.quick), ("--profile", args.profile)) if on]
     failed = []
@@ -54,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(f"{storage} ({rc})")
     plot.main(["--results", str(RESULTS), "--out", str(RESULTS / "apiserver.png")])
     report.update()
+    if not args.skip_cluster:
+        rc = run_bounded([sys.executable, "-m", "bench.cluster_bench", *extra])
+        if rc != 0:
+            failed.append(f"cluster ({rc})")
     if failed:
         print(f"benchmark runs failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
