@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Awaitable, Callable, Protocol
+from typing import Callable, Protocol
 
 from pybernetes.kubelet.runtime.base import ContainerRuntimeError
 from pybernetes.machinery.quantity import QuantityError, parse_quantity
