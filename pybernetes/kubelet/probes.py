@@ -67,7 +67,8 @@ def _port(port: Any, ports: list[dict]) -> int:
     for p in ports:
         if p.get("name") == port:
             return int(p.get("containerPort", 0))
-    raise ProbeError(f"port {port} not found")
+    # upstream falls back to parsing the name as a number, and reports that failure
+    raise ProbeError(f'strconv.Atoi: parsing "{port}": invalid syntax')
 
 
 def _go_dial_error(host: str, port: int, exc: BaseException) -> str:
@@ -226,7 +227,7 @@ class _Worker:
             except ProbeError as e:
                 if i == MAX_RETRIES - 1:
                     self.mgr.event(self.name, "Warning", "Unhealthy",
-                                   f"{self.kind} probe errored and resulted in Unknown state: "
+                                   f"{self.kind} probe errored and resulted in unknown state: "
                                    f"{e}")
         return None
 

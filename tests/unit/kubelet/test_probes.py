@@ -63,7 +63,7 @@ class Server:
         return self
 
     async def slow(self, req):
-        await asyncio.sleep(2)
+        await asyncio.sleep(0.8)
         return web.Response(text="late")
 
 
@@ -116,7 +116,7 @@ async def test_http_and_tcp_connection_refused():
         s.bind(("127.0.0.1", 0))
         s.listen()
         assert (await tcp_probe("127.0.0.1", s.getsockname()[1], 1)).result == SUCCESS
-    with pytest.raises(ProbeError, match="port metrics not found"):
+    with pytest.raises(ProbeError, match='strconv.Atoi: parsing "metrics": invalid syntax'):
         await run_handler({"tcpSocket": {"port": "metrics"}}, target())
 
 
@@ -223,6 +223,13 @@ async def test_initial_delay_and_removal_cancel_workers(tmp_path):
     await asyncio.sleep(0)
     await asyncio.wait(tasks, timeout=1)
     assert all(t.done() for t in tasks) and not mgr.ready("app")
+    named = {"name": "named", "readinessProbe": {"tcpSocket": {"port": "nope"},
+                                                 "periodSeconds": 0.05}}
+    mgr.add_container(named, target())
+    msg = ('Readiness probe errored and resulted in unknown state: strconv.Atoi: parsing '
+           '"nope": invalid syntax')
+    await wait_for(lambda: ("named", "Unhealthy", msg) in rec.events)
+    assert not mgr.ready("named") and rec.changes == []
     plain = {"name": "plain"}
     mgr.add_container(plain, target())
     assert mgr.ready("plain") and mgr.live("plain")        # no probes: ready once running
