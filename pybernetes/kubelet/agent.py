@@ -64,7 +64,7 @@ class LazyPodNetwork:
         self.net: Any = None
 
     def configure(self, pod_cidr: str) -> None:
-        from pybernetes.kubelet.network import PodNetwork
+        from pybernetes.kubelet.network.pod_network import PodNetwork
         if self.net is None or self.net.pod_cidr != pod_cidr:
             self.net = PodNetwork(pod_cidr=pod_cidr, state_dir=self.state_dir,
                                   bridge=self.bridge)

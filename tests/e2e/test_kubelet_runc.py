@@ -1,0 +1,335 @@
+"""The real kubelet end to end, as root: a cluster (API server, controller manager,
+scheduler), `pybernetes kubelet --runtime runc` as its own process with a root dir,
+CNI bridge and pod CIDR of this test's own, and a busybox image (built from Debian's
+busybox-static) served by a real local docker-registry. The real kubectl drives it.
+
+What a user sees: an httpd pod goes Running with an IP and answers on it from the
+host; a bad image gives ErrImagePull then ImagePullBackOff; a container over its
+memory limit is OOMKilled and restarted; env from a ConfigMap and a Secret reaches
+the container; deleting a pod sends SIGTERM, then SIGKILL after the grace period;
+a kubelet restart leaves running containers alone; and the teardown leaves no
+netns, veth, mount, cgroup or process behind."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests import oci_images
+from tests.conftest import Cluster, Kubectl, free_port, kubectl_binary, start_cluster
+
+REPO = Path(__file__).resolve().parents[2]
+CNI_BRIDGE = "/usr/lib/cni/bridge"
+
+pytestmark = [
+    pytest.mark.kubectl,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the runc runtime needs root"),
+    pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed"),
+    pytest.mark.skipif(not oci_images.have_registry(),
+                       reason="docker-registry or busybox-static is not installed"),
+    pytest.mark.skipif(not os.path.exists(CNI_BRIDGE),
+                       reason="containernetworking-plugins are not installed"),
+]
+
+SUBNET = 100 + os.getpid() % 100          # 10.<SUBNET>.0.0/16: this test's pod network
+BRIDGE = f"pyt{os.getpid() % 100000}"
+NODE = f"e2e-runc-{os.getpid()}"
+
+
+def wait_for(what: str, fn: Callable[[], object], timeout: float = 30.0,
+             every: float = 0.2) -> object:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class KubeletProcess:
+    def __init__(self, cluster: Cluster, root: Path):
+        self.cluster, self.root = cluster, root
+        self.log_path = root.parent / "kubelet.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pybernetes.cli.main", "kubelet", "--kubeconfig",
+             self.cluster.kubeconfig, "--runtime", "runc", "--node-name", NODE,
+             "--root-dir", str(self.root), "--cni-bridge", BRIDGE,
+             "--pod-cidr", f"10.{SUBNET}.250.0/24", "--crash-loop-backoff-max", "2",
+             "--heartbeat-period", "2", "--log-level", "info"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()[-5000:]
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("kubelet-runc")
+    registry = oci_images.start_registry(tmp / "registry", free_port())
+    cluster = kubelet = None
+    try:
+        oci_images.push_image(registry.url, "e2e/busybox", "1", oci_images.busybox_image())
+        cluster = start_cluster(tmp / "cluster", components=("controller-manager", "scheduler"),
+                                extra=["--cluster-cidr", f"10.{SUBNET}.0.0/16"])
+        kubelet = KubeletProcess(cluster, tmp / "kubelet")
+        kubelet.start()
+        binary = kubectl_binary("1.33") or kubectl_binary()
+        if binary is None:
+            pytest.skip("no kubectl on this machine")
+        kc = Kubectl(binary, cluster.kubeconfig)
+        wait_for("the node to be Ready", lambda: "True" in kc.run(
+            "get", "node", NODE, "-o",
+            "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout,
+            timeout=60)
+        yield {"tmp": tmp, "registry": registry, "cluster": cluster, "kubelet": kubelet,
+               "kubectl": kc, "image": f"{registry.host}/e2e/busybox:1", "seen": {}}
+    finally:
+        if kubelet is not None and cluster is not None:
+            Kubectl(kubectl_binary() or "kubectl", cluster.kubeconfig).run(
+                "delete", "pods", "--all", "--wait=true", "--timeout=40s", check=False,
+                timeout=60)
+        if kubelet is not None:
+            kubelet.stop()
+        if cluster is not None:
+            cluster.stop()
+        registry.stop()
+        _force_cleanup(tmp / "kubelet")
+
+
+def _force_cleanup(root: Path) -> None:
+    """Only when a test failed half-way: nothing of ours may outlive the test. The
+    runtime removes what is left (processes, mounts, cgroups, netns, CNI leases)."""
+    import asyncio
+
+    from pybernetes.kubelet.network.pod_network import PodNetwork
+    from pybernetes.kubelet.runtime.runc import RuncRuntime
+
+    async def remove_all() -> None:
+        net = PodNetwork(pod_cidr=f"10.{SUBNET}.0.0/24", state_dir=str(root / "cni"),
+                         bridge=BRIDGE)
+        rt = RuncRuntime(str(root), network=net)
+        for sb in await rt.list_pod_sandboxes():
+            await rt.remove_pod_sandbox(sb.id)
+        for c in await rt.list_containers():
+            await rt.remove_container(c.id)
+    if (root / "runc").is_dir():
+        asyncio.run(remove_all())
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(str(root))), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+
+
+def pod_json(kc: Kubectl, name: str) -> dict:
+    p = kc.run("get", "pod", name, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else {}
+
+
+def container_state(pod: dict, i: int = 0) -> dict:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return statuses[i] if len(statuses) > i else {}
+
+
+def apply(kc: Kubectl, manifest: dict) -> None:
+    kc("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def pod(name: str, image: str, command: list[str], **spec) -> dict:
+    container = {"name": spec.pop("container_name", "c"), "image": image, "command": command}
+    container.update(spec.pop("container", {}))
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [container], "terminationGracePeriodSeconds": 2, **spec}}
+
+
+def remember(env: dict, p: dict) -> None:
+    """Ids of everything this pod had on the node, for the teardown check."""
+    uid = p["metadata"]["uid"]
+    env["seen"].setdefault(uid, set())
+    for s in (p.get("status") or {}).get("containerStatuses") or []:
+        for cid in [s.get("containerID", "")] + [
+                (s.get("lastState") or {}).get("terminated", {}).get("containerID", "")]:
+            if cid:
+                env["seen"][uid].add(cid.split("://", 1)[1])
+
+
+def http_get(url: str) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=2) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+def test_httpd_pod_runs_with_an_ip_and_answers(env: dict) -> None:
+    kc = env["kubectl"]
+    apply(kc, pod("web", env["image"], ["sh", "-c",
+                                        "mkdir -p /www && echo hello from $(hostname) > "
+                                        "/www/index.html && exec httpd -f -p 8080 -h /www"]))
+    p = wait_for("web Running", lambda: (lambda q: q if (q.get("status") or {}).get("phase")
+                                         == "Running" else None)(pod_json(kc, "web")), 40)
+    ip = p["status"]["podIP"]
+    assert ip.startswith(f"10.{SUBNET}."), ip
+    assert p["status"]["hostIP"] and p["status"]["qosClass"] == "BestEffort"
+    st = container_state(p)
+    assert st["containerID"].startswith("runc://") and st["restartCount"] == 0
+    assert st["imageID"].startswith(f"{env['registry'].host}/e2e/busybox@sha256:")
+    wide = kc("get", "pods", "-o", "wide")
+    assert "web" in wide and "Running" in wide and ip in wide and NODE in wide
+    body = wait_for("httpd to answer on the pod IP", lambda: http_get(f"http://{ip}:8080/"), 15)
+    assert body.strip() == "hello from web"
+    ready = wait_for("Ready", lambda: pod_json(kc, "web")["status"]["conditions"], 10)
+    kinds = {c["type"]: c["status"] for c in ready}
+    assert kinds["Ready"] == "True" and kinds["ContainersReady"] == "True"
+    assert kinds["Initialized"] == "True" and kinds["PodScheduled"] == "True"
+    env["web_ip"] = ip
+    remember(env, p)
+
+
+def test_bad_image_gives_err_image_pull_then_backoff(env: dict) -> None:
+    kc = env["kubectl"]
+    apply(kc, pod("badimage", f"{env['registry'].host}/e2e/no-such-image:1", ["true"]))
+    wait_for("ImagePullBackOff", lambda: (container_state(pod_json(kc, "badimage"))
+                                          .get("state", {}).get("waiting", {}).get("reason")
+                                          == "ImagePullBackOff"), 30)
+    events = kc("get", "events", "--field-selector", "involvedObject.name=badimage")
+    assert "Error: ErrImagePull" in events and "Error: ImagePullBackOff" in events
+    assert pod_json(kc, "badimage")["status"]["phase"] == "Pending"
+    remember(env, pod_json(kc, "badimage"))
+
+
+def test_oom_killed_container_is_restarted(env: dict) -> None:
+    kc = env["kubectl"]
+    apply(kc, pod("hog", env["image"], ["sh", "-c", 'a=x; while true; do a="$a$a"; done'],
+                  container={"resources": {"limits": {"memory": "24Mi"}}}))
+    p = wait_for("OOMKilled and a restart", lambda: (lambda q: q if container_state(q).get(
+        "restartCount", 0) >= 1 and container_state(q).get("lastState", {}).get(
+        "terminated", {}).get("reason") == "OOMKilled" else None)(pod_json(kc, "hog")), 40)
+    assert p["status"]["qosClass"] == "Burstable"   # a memory limit only
+    remember(env, p)
+
+
+def test_env_from_configmap_and_secret(env: dict) -> None:
+    kc = env["kubectl"]
+    kc("create", "configmap", "settings", "--from-literal=color=blue")
+    kc("create", "secret", "generic", "creds", "--from-literal=password=s3cret")
+    apply(kc, pod("envpod", env["image"], ["sh", "-c", "echo color=$COLOR password=$PASSWORD"],
+                  restartPolicy="Never", container={"env": [
+                      {"name": "COLOR", "valueFrom": {"configMapKeyRef": {
+                          "name": "settings", "key": "color"}}},
+                      {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {
+                          "name": "creds", "key": "password"}}}]}))
+    p = wait_for("envpod Succeeded", lambda: (lambda q: q if (q.get("status") or {}).get(
+        "phase") == "Succeeded" else None)(pod_json(kc, "envpod")), 40)
+    term = container_state(p)["state"]["terminated"]
+    assert term["reason"] == "Completed" and term["exitCode"] == 0
+    uid = p["metadata"]["uid"]
+    log = Path(env["tmp"], "kubelet", "logs", "pods", f"default_envpod_{uid}", "c", "0.log")
+    assert log.read_text().rstrip().endswith("stdout F color=blue password=s3cret")
+    remember(env, p)
+
+
+def test_delete_sends_sigterm_then_sigkill_after_grace(env: dict) -> None:
+    kc = env["kubectl"]
+    out = Path(env["tmp"], "sigterm")
+    out.mkdir()
+    script = ('trap "echo TERM >> /out/log" TERM; echo started >> /out/log; '
+              'while true; do echo alive >> /out/log; sleep 0.2; done')
+    apply(kc, pod("stubborn", env["image"], ["sh", "-c", script],
+                  terminationGracePeriodSeconds=3,
+                  volumes=[{"name": "out", "hostPath": {"path": str(out)}}],
+                  container={"volumeMounts": [{"name": "out", "mountPath": "/out"}]}))
+    p = wait_for("stubborn Running", lambda: (lambda q: q if (q.get("status") or {}).get(
+        "phase") == "Running" else None)(pod_json(kc, "stubborn")), 40)
+    remember(env, p)
+    wait_for("the trap to be set", lambda: "alive" in (out / "log").read_text()
+             if (out / "log").exists() else False, 10)
+    cid = container_state(p)["containerID"].split("://")[1]
+    pid = json.load(open(Path(env["tmp"], "kubelet", "runc", "containers", cid,
+                              "monitor.json")))["pid"]
+    kc("delete", "pod", "stubborn", "--wait=true", timeout=40)
+    lines = (out / "log").read_text().split()
+    assert lines[0] == "started" and "TERM" in lines, lines
+    after = lines[lines.index("TERM") + 1:]
+    assert after.count("alive") >= 3, lines   # it lived on through the grace period ...
+    assert not os.path.exists(f"/proc/{pid}")  # ... and was killed at its end
+
+
+def test_kubelet_restart_keeps_running_containers(env: dict) -> None:
+    kc, kubelet = env["kubectl"], env["kubelet"]
+    before = pod_json(kc, "web")
+    cid = container_state(before)["containerID"].split("://")[1]
+    pid = json.load(open(Path(env["tmp"], "kubelet", "runc", "containers", cid,
+                              "monitor.json")))["pid"]
+    kubelet.stop()
+    kubelet.start()
+    wait_for("the restarted kubelet to log in", lambda: kubelet.log().count(
+        "kubelet: node") >= 2, 30)
+    time.sleep(2)  # a relist and a sync of every pod have happened by now
+    after = pod_json(kc, "web")
+    st = container_state(after)
+    assert st["containerID"] == f"runc://{cid}" and st["restartCount"] == 0
+    assert after["status"]["phase"] == "Running"
+    assert os.path.exists(f"/proc/{pid}")
+    assert http_get(f"http://{env['web_ip']}:8080/").strip() == "hello from web"
+
+
+def test_teardown_leaves_nothing_behind(env: dict) -> None:
+    kc = env["kubectl"]
+    for name in ("web", "badimage", "hog", "envpod"):
+        remember(env, pod_json(kc, name))
+    kc("delete", "pods", "--all", "--wait=true", timeout=60)
+    root = Path(env["tmp"], "kubelet")
+    wait_for("no sandbox left", lambda: not os.listdir(root / "runc" / "sandboxes"), 20)
+    assert not os.listdir(root / "runc" / "containers")
+    assert not os.listdir(root / "netns")
+    links = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", BRIDGE],
+                                      capture_output=True, text=True).stdout or "[]")
+    assert links == [], links
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if str(root) in line]
+    for uid in env["seen"]:
+        assert not glob.glob(f"/sys/fs/cgroup/*/pybernetes/**/pod{uid}", recursive=True)
+        assert not (root / "pods" / uid).exists()
+    ids = set().union(*env["seen"].values())
+    assert ids
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmdline = open(f"/proc/{d}/cmdline", "rb").read().decode(errors="replace")
+            except OSError:
+                continue
+            assert not any(i in cmdline for i in ids), cmdline
+    leases = list((root / "cni" / "ipam").rglob("10.*"))
+    assert not leases, leases
