@@ -16,9 +16,9 @@ and time and each observed by a watch from this process:
 
 CPU seconds and peak RSS of each child of the server (apiserver, controller-manager,
 scheduler, kubelet) are sampled from /proc during each scenario. Writes
-bench/results/cluster.json (cluster-profile.json with --profile, which also runs
-py-spy on every process per scenario), redraws bench/results/cluster.png and the
-results table in docs/PERFORMANCE.md.
+bench/results/cluster.json and redraws bench/results/cluster.png and the results
+table in docs/PERFORMANCE.md; --profile (py-spy on every process per scenario)
+writes cluster-profile.json and --only cluster[-profile]-<scenarios>.json instead.
 """
 from __future__ import annotations
 
@@ -580,10 +580,13 @@ def main(argv: list[str] | None = None) -> int:
     result["goals"] = judge(result["scenarios"])
 
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / ("cluster-profile.json" if args.profile else "cluster.json")
+    partial = set(args.only) != set(SCENARIOS)
+    name = "cluster" + ("-profile" if args.profile else "") + \
+        ("-" + "-".join(n for n in SCENARIOS if n in args.only) if partial else "")
+    path = args.out / f"{name}.json"
     path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     log(f"wrote {path}")
-    if not args.profile:
+    if name == "cluster":  # a full, unprofiled run: the plot and the doc's table follow
         from . import cluster_report
         cluster_report.main(["--results", str(args.out)])
     return 1 if "error" in result else 0

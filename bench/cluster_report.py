@@ -95,8 +95,9 @@ def _per_process(ax, s: dict, key: str, title: str, unit: str) -> None:
     width = 0.8 / len(PROCESSES)
     for j, comp in enumerate(PROCESSES):
         values = [s[n]["processes"][key].get(comp, 0) for n in names]
-        ax.bar([i + (j - (len(PROCESSES) - 1) / 2) * width for i in range(len(names))], values, width,
-               label=comp, color=COLORS[comp])
+        offset = (j - (len(PROCESSES) - 1) / 2) * width
+        ax.bar([i + offset for i in range(len(names))], values, width, label=comp,
+               color=COLORS[comp])
     walls = [s[n]["processes"]["wall_s"] for n in names]
     ax.set_xticks(range(len(names)), [f"{n}\n({w:g} s)" for n, w in zip(names, walls)])
     ax.set_title(title, fontsize=10)
