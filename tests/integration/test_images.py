@@ -125,6 +125,9 @@ async def test_manifest_lists_pick_this_machines_platform(registry: Registry, pu
         assert rec.id == busybox_image("arm64", oci="oci" in ref).config_digest
     by_digest = await arm.pull(f"{registry.host}/multi@{pushed['list']}")
     assert by_digest.id == busybox_image("arm64").config_digest
+    platform_manifest = digest(busybox_image("arm64").manifest())
+    assert arm.get(f"{registry.host}/multi@{platform_manifest}") == by_digest
+    assert arm.get(f"{registry.host}/elsewhere@{platform_manifest}") is None
 
 
 async def test_concurrent_pulls_share_the_work(registry: Registry, pushed: dict,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pybernetes.kubelet.images import manifest as mf
+from pybernetes.kubelet.images.digests import file_digest
 from pybernetes.kubelet.images.errors import DigestMismatch, ImageError
 from pybernetes.kubelet.images.reference import parse_reference
 from pybernetes.kubelet.images.unpack import clean_name
@@ -83,7 +84,6 @@ class _Files:
 
 
 def _digest(path: str) -> tuple[str, int]:
-    from pybernetes.kubelet.images.store import file_digest
     return file_digest(path)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import re
 import inspect
 from typing import Any, Callable
@@ -14,6 +13,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from pybernetes.kubelet.images import manifest as mf
+from pybernetes.kubelet.images.digests import sha256_digest
 from pybernetes.kubelet.images.errors import (
     AccessDenied, DigestMismatch, ImagePullError, NotFound)
 from pybernetes.kubelet.images.reference import Reference
@@ -45,10 +45,6 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 def basic_auth(creds: Credentials) -> str:
     pair = f"{creds.username}:{creds.password}".encode()
     return "Basic " + base64.b64encode(pair).decode()
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class RegistryClient:
@@ -225,9 +221,3 @@ async def _call(cb: Progress, *args: Any) -> None:
     result = cb(*args)
     if inspect.isawaitable(result):
         await result
-
-
-def temp_name(directory: str, digest: str) -> str:
-    """A unique temp path beside the final place, so rename is atomic."""
-    return os.path.join(directory, f".tmp-{digest.split(':')[-1][:16]}-{os.getpid()}-"
-                        f"{os.urandom(4).hex()}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -21,11 +20,10 @@ import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from pybernetes.kubelet.images import manifest as mf
-from pybernetes.kubelet.images.distribution import (
-    Progress, RegistryClient, sha256_digest, temp_name, timeout)
+from pybernetes.kubelet.images.digests import sha256_digest, temp_name
 from pybernetes.kubelet.images.errors import (
     ImageError, ImageNotKnown, ImagePullError, NeverPull)
 from pybernetes.kubelet.images.reference import (
@@ -33,6 +31,9 @@ from pybernetes.kubelet.images.reference import (
 from pybernetes.kubelet.images.registries import (
     Credentials, Endpoint, RegistryConfig, docker_config_credentials)
 from pybernetes.kubelet.images.unpack import unpack_layer
+
+if TYPE_CHECKING:  # the network client is imported only when a pull needs it
+    from pybernetes.kubelet.images.distribution import Progress, RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,8 @@ class ImageStore:
             ref = None
         if ref is not None:
             for key, img in images.items():
-                if ref.digest and f"{ref.repository}@{ref.digest}" in img["repo_digests"]:
+                if ref.digest and (f"{ref.repository}@{ref.digest}" in img["repo_digests"]
+                                   or _same_repo_manifest(img, ref)):
                     return key
                 if not ref.digest and str(ref) in img["repo_tags"]:
                     return key
@@ -240,6 +242,8 @@ class ImageStore:
 
     async def _pull(self, r: Reference, auth: Any, progress: Progress | None) -> ImageRecord:
         import aiohttp
+
+        from pybernetes.kubelet.images.distribution import timeout
         async with aiohttp.ClientSession(timeout=timeout()) as session:
             client, media, doc, body, digest = await self._resolve(session, r, auth)
             top = digest
@@ -269,6 +273,7 @@ class ImageStore:
     async def _resolve(self, session: Any, r: Reference, auth: Any
                        ) -> tuple[RegistryClient, str, dict[str, Any], bytes, str]:
         """Ask each endpoint (mirrors first) for the manifest; the first answer wins."""
+        from pybernetes.kubelet.images.distribution import RegistryClient
         endpoints = self.registries.endpoints(r.domain)
         last: ImageError | None = None
         for ep in endpoints:
@@ -533,6 +538,12 @@ class ImageStore:
         return result
 
 
+def _same_repo_manifest(img: dict[str, Any], ref: Reference) -> bool:
+    """`ref` names, by digest, this image's platform manifest in a repository it came from."""
+    return ref.digest in img.get("manifest_digests", []) and any(
+        d.startswith(f"{ref.repository}@") for d in img["repo_digests"])
+
+
 def _in_use(img: ImageRecord, in_use: set[str] | frozenset[str]) -> bool:
     return img.id in in_use or any(n in in_use for n in img.repo_tags + img.repo_digests)
 
@@ -560,13 +571,3 @@ async def _report(progress: Progress, *args: Any) -> None:
     result = progress(*args)
     if inspect.isawaitable(result):
         await result
-
-
-def file_digest(path: str) -> tuple[str, int]:
-    """(sha256 digest, size) of a file."""
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return "sha256:" + h.hexdigest(), size
