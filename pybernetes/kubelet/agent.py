@@ -245,7 +245,8 @@ class Kubelet:
         uid = self.uid_of.get(key)
         if uid is not None and (pod is None or pod["metadata"].get("uid") != uid):
             # deleted for good (or force-deleted), or replaced by a pod of the same name
-            await self.worker.teardown(self.works[uid], grace=2)
+            if not self.works[uid].torn_down:
+                await self.worker.teardown(self.works[uid], grace=2)
             self._forget(uid)
             if pod is not None:
                 self.queue.add(key)

@@ -68,6 +68,7 @@ class PodWork:
     sent_rv: str = ""
     start_time: float = 0.0
     dns_noted: bool = False
+    torn_down: bool = False          # nothing of it is left on the node
 
 
 def _older(rv: str, than: str) -> bool:
@@ -96,8 +97,8 @@ class PodWorker:
         if not w.admitted:
             if not await self._admit(w):
                 return None
-        if status.get("phase") in TERMINAL and not await self._containers(w.uid):
-            w.finished = True    # finished before we met it (or before a restart)
+        if status.get("phase") in TERMINAL:
+            w.finished = True    # a terminal pod never runs again (e.g. after a restart)
             await self._stop_sandboxes(w)
             return None
         host_net = bool((pod.get("spec") or {}).get("hostNetwork"))
@@ -574,6 +575,9 @@ class PodWorker:
         report the final status and delete it for good."""
         pod = w.pod
         md = pod["metadata"]
+        if w.torn_down:
+            await self._final_delete(w.key, md)
+            return
         grace = md.get("deletionGracePeriodSeconds")
         grace = _grace(pod) if grace is None else int(grace)
         containers = await self._containers(w.uid)
@@ -589,11 +593,14 @@ class PodWorker:
             await self._write(w, self._status(w, sb, await self._containers(w.uid),
                                               terminating=True))
         await self.teardown(w, grace=0)
+        await self._final_delete(w.key, md)
+
+    async def _final_delete(self, key: str, md: dict) -> None:
         try:
             await self.k.client.delete(PODS, md["name"], namespace=md.get("namespace"),
                                        grace_period_seconds=0,
                                        preconditions={"uid": md["uid"]})
-            log.info("pod %s: deleted", w.key)
+            log.info("pod %s: deleted", key)
         except StatusError as e:
             if e.code not in (404, 409):
                 raise
@@ -622,7 +629,9 @@ class PodWorker:
         for c in await self._containers(w.uid):   # any left without a sandbox
             await self.rt.remove_container(c.id)
         await asyncio.to_thread(teardown_volumes, self.k.pods_dir, w.uid)
-        log.info("pod %s (%s): torn down", w.key, w.uid)
+        if not w.torn_down:
+            log.info("pod %s (%s): torn down", w.key, w.uid)
+        w.torn_down = True
 
 
 def _grace(pod: dict) -> int:

@@ -289,6 +289,7 @@ def test_delete_sends_sigterm_then_sigkill_after_grace(env: dict) -> None:
 def test_kubelet_restart_keeps_running_containers(env: dict) -> None:
     kc, kubelet = env["kubectl"], env["kubelet"]
     before = pod_json(kc, "web")
+    done_before = container_state(pod_json(kc, "envpod"))["containerID"]
     cid = container_state(before)["containerID"].split("://")[1]
     pid = json.load(open(Path(env["tmp"], "kubelet", "runc", "containers", cid,
                               "monitor.json")))["pid"]
@@ -302,6 +303,9 @@ def test_kubelet_restart_keeps_running_containers(env: dict) -> None:
     assert st["containerID"] == f"runc://{cid}" and st["restartCount"] == 0
     assert after["status"]["phase"] == "Running"
     assert os.path.exists(f"/proc/{pid}")
+    done = pod_json(kc, "envpod")   # a finished pod is not run again
+    assert done["status"]["phase"] == "Succeeded"
+    assert container_state(done)["containerID"] == done_before
     assert http_get(f"http://{env['web_ip']}:8080/").strip() == "hello from web"
 
 
