@@ -73,7 +73,7 @@ async def test_run_as_user(node):
     sid = await rt.run_pod_sandbox(sandbox_config("user", logs))
     cfg = container_config("u", "id -u; id -g", security=Security(run_as_user=1000,
                                                                    run_as_group=1000))
-    cid, st = await run_to_exit(rt, sid, cfg)
+    _, st = await run_to_exit(rt, sid, cfg)
     assert [t for _, _, t in log_entries(st.log_path)] == [b"1000", b"1000"]
 
 

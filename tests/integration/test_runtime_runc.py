@@ -3,6 +3,7 @@ containers over a busybox image layer. Needs root and runc (CI installs runc).""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,11 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed"),
     pytest.mark.skipif(not os.path.exists("/bin/busybox"), reason="busybox-static missing"),
 ]
+
+
+# nc's stdin is a fifo nobody writes: it never hits EOF, so nc only ends (exit 0)
+# when the client closes, after copying what the client sent to stdout.
+NC_SERVER = "mkfifo /tmp/in; nc -l -p 8080 <> /tmp/in"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +82,7 @@ async def test_logs_exit_code_and_hostname(node, layer):
     sid = await rt.run_pod_sandbox(sandbox_config("web-0", logs))
     script = ("echo to-out; echo to-err >&2; hostname; cat /etc/hostname;"
               "head -c 20000 /dev/zero | tr '\\0' a; echo; printf no-newline; exit 3")
-    cid, st = await run_to_exit(rt, sid, container_config("app", script), layer)
+    _, st = await run_to_exit(rt, sid, container_config("app", script), layer)
     assert (st.state, st.exit_code, st.reason) == ("exited", 3, "Error")
     assert st.finished_at >= st.started_at > 0
     assert st.log_path == os.path.join(logs, "default_web-0_" + (
@@ -96,11 +102,11 @@ async def test_pod_containers_share_network_and_shm(node, layer):
     rt, _, logs = node
     sid = await rt.run_pod_sandbox(sandbox_config("pair", logs))
     server = await rt.create_container(sid, container_config(
-        "server", "echo from-server > /dev/shm/note; nc -l -p 8080"), [layer])
+        "server", "echo from-server > /dev/shm/note; " + NC_SERVER), [layer])
     await rt.start_container(server)
     client_script = ("for i in $(seq 100); do echo ping | nc 127.0.0.1 8080 && break;"
                      " sleep 0.1; done; cat /dev/shm/note")
-    client, st = await run_to_exit(rt, sid, container_config("client", client_script), layer)
+    _, st = await run_to_exit(rt, sid, container_config("client", client_script), layer)
     assert st.exit_code == 0
     assert ("stdout", "F", b"from-server") in log_entries(st.log_path)
     srv = await wait_state(rt, server, "exited")
@@ -155,8 +161,8 @@ async def test_security_context(node, layer):
                    "grep CapEff /proc/self/status"),
         "privileged": (Security(privileged=True),
                        "grep CapEff /proc/self/status; ls /proc/keys && echo unmasked"),
-        "masked": (Security(), "cat /proc/keys | wc -c; echo x > /proc/sys/vm/swappiness"
-                               " || echo ro-proc"),
+        "masked": (Security(), ("cat /proc/keys | wc -c;"
+                                " echo x > /proc/sys/vm/swappiness || echo ro-proc")),
     }
     out = {}
     for name, (sec, script) in cases.items():
@@ -277,3 +283,50 @@ async def test_start_error_is_reported(node, layer):
     assert err.value.reason == "RunContainerError" and "/no/such/binary" in str(err.value)
     st = await rt.container_status(cid)
     assert (st.state, st.exit_code, st.reason) == ("exited", 128, "StartError")
+
+
+async def test_host_network_pod(node, layer):
+    rt, root, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config(
+        "hostnet", logs, host_network=True, extra_hosts=[("10.1.2.3", ["alias.local"])]))
+    status = await rt.pod_sandbox_status(sid)
+    assert (status.ip, status.netns_path) == ("", "")
+    script = "hostname; grep -c alias.local /etc/hosts; cat /proc/net/dev | grep -c lo:"
+    _, st = await run_to_exit(rt, sid, container_config("c", script), layer)
+    out = [t for s, _, t in log_entries(st.log_path) if s == "stdout"]
+    assert out == [os.uname().nodename.encode(), b"1", b"1"]
+    assert not os.listdir(root / "netns")
+
+
+CNI_BRIDGE = "/usr/lib/cni/bridge"
+
+
+@pytest.mark.skipif(not os.access(CNI_BRIDGE, os.X_OK), reason="no CNI plugins")
+async def test_pods_get_ips_from_the_pod_network(node, layer, tmp_path):
+    from pybernetes.kubelet.network.pod_network import PodNetwork
+    _, root, logs = node
+    third = secrets.randbelow(200) + 20
+    net = PodNetwork(pod_cidr=f"10.197.{third}.0/24", state_dir=str(tmp_path / "cni"),
+                     bridge="pybr" + secrets.token_hex(4))
+    rt = RuncRuntime(str(root), network=net)
+    try:
+        a = await rt.run_pod_sandbox(sandbox_config("net-a", logs))
+        b = await rt.run_pod_sandbox(sandbox_config("net-b", logs))
+        ip_a = (await rt.pod_sandbox_status(a)).ip
+        assert ip_a.startswith(f"10.197.{third}.")
+        server = await rt.create_container(a, container_config(
+            "server", f"grep -c '^{ip_a}\tnet-a$' /etc/hosts; " + NC_SERVER), [layer])
+        await rt.start_container(server)
+        client_script = (f"for i in $(seq 100); do echo over-the-bridge | nc {ip_a} 8080 && "
+                         "break; sleep 0.1; done")
+        _, st = await run_to_exit(rt, b, container_config("client", client_script), layer)
+        assert st.exit_code == 0
+        srv = await wait_state(rt, server, "exited")
+        assert [t for _, _, t in log_entries(srv.log_path)] == [b"1", b"over-the-bridge"]
+        for sid in (a, b):
+            await rt.remove_pod_sandbox(sid)
+        assert not list((tmp_path / "cni" / "ipam" / net.name).glob("10.*"))   # leases
+    finally:
+        for s in await rt.list_pod_sandboxes():
+            await rt.remove_pod_sandbox(s.id)
+        await net.remove_bridge()

@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 MAX_LOG_LINE = 16 * 1024          # as containerd's CRI logger: longer lines become P pieces
 PR_SET_CHILD_SUBREAPER = 36
@@ -49,7 +49,7 @@ def cri_timestamp(now: float | None = None) -> str:
     """RFC 3339 with nanoseconds in UTC, as the CRI log format wants."""
     ns = time.time_ns() if now is None else int(now * 1e9)
     secs, frac = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = datetime.fromtimestamp(secs, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{frac:09d}Z"
 
 
@@ -129,7 +129,7 @@ class Monitor:
     def _runc(self, *args: str, **kw) -> subprocess.CompletedProcess:
         cmd = [self.spec["runc"], "--root", self.spec["runc_root"], *args]
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=60, **kw)
+                              timeout=60, check=False, **kw)
 
     def _start_runc(self, out_w: int, err_w: int) -> int:
         cid, pid_file = self.spec["id"], self.spec["pid_file"]
@@ -141,7 +141,7 @@ class Monitor:
                "--log-format", "json", "create", "--bundle", self.spec["bundle"],
                "--pid-file", pid_file, cid]
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                             timeout=60)
+                             timeout=60, check=False)
         if res.returncode != 0:
             raise StartError(last_runc_error(runc_log) or "runc create failed")
         with open(pid_file) as f:

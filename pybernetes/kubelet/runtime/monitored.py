@@ -188,7 +188,7 @@ class MonitoredRuntime(Runtime):
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         try:
-            rec = self._load_sandbox(sandbox_id)
+            self._load_sandbox(sandbox_id)
         except KeyError:
             return
         await self.stop_pod_sandbox(sandbox_id)
@@ -282,7 +282,7 @@ class MonitoredRuntime(Runtime):
             stderr=asyncio.subprocess.PIPE, start_new_session=True)
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), MONITOR_START_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             line = b""
         await proc.wait()
         if not line:
@@ -418,7 +418,7 @@ async def run_with_timeout(cmd: list[str], timeout: float, env: dict | None = No
         stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd, start_new_session=True, **kw)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         _kill_group(proc.pid)
         await proc.wait()
         raise TimeoutError(f"command timed out after {timeout:g}s") from None

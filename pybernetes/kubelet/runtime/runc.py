@@ -65,7 +65,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # What the sandbox helper runs inside the new namespaces before they are pinned.
 _NS_INIT = ("import socket, subprocess, sys\n"
             "if sys.argv[1]: socket.sethostname(sys.argv[1])\n"
-            "if sys.argv[2] == '1': subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)\n")
+            "if sys.argv[2] == '1':\n"
+            "    subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)\n")
 
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
@@ -116,7 +117,7 @@ def cgroup_dirs(path: str) -> list[str]:
 
 def _cap_name(name: str) -> str:
     name = name.upper()
-    return name[4:] if name.startswith("CAP_") else name
+    return name.removeprefix("CAP_")
 
 
 def current_caps() -> list[str]:
@@ -252,7 +253,7 @@ class RuncRuntime(MonitoredRuntime):
 
     async def version(self) -> str:
         if not self._version:
-            code, out, _ = await run_with_timeout([self.runc, "--version"], 30)
+            _, out, _ = await run_with_timeout([self.runc, "--version"], 30)
             m = re.search(r"runc version (\d+\.\d+\.\d+)", out.decode())
             self._version = m.group(1) if m else "unknown"
         return f"runc://{self._version}"
@@ -416,6 +417,9 @@ class RuncRuntime(MonitoredRuntime):
         out = [{"type": "mount"}]
         if not scfg.get("host_pid"):
             out.append({"type": "pid"})
+        if "memory" not in cgroup_mounts():
+            # cgroup v2 only: the container sees its own cgroup as the root (containerd)
+            out.append({"type": "cgroup"})
         for kind, oci in (("net", "network"), ("uts", "uts"), ("ipc", "ipc")):
             if kind in ns:
                 out.append({"type": oci, "path": ns[kind]})
