@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -147,6 +148,7 @@ class ImageStore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._inflight: dict[str, asyncio.Future[ImageRecord]] = {}
         self._pinned: dict[str, int] = {}  # digests/chain ids a pull in progress needs
+        self._pin_lock = threading.Lock()  # gc()/remove() may run in a worker thread
 
     # ---- records -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -235,10 +237,18 @@ class ImageStore:
         key = str(r)
         task = self._inflight.get(key)
         if task is None:  # one pull per reference; later callers wait for it
-            task = asyncio.ensure_future(self._pull(r, auth, progress))
+            task = asyncio.ensure_future(self._pull_or_explain(r, auth, progress))
             self._inflight[key] = task
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
         return await asyncio.shield(task)
+
+    async def _pull_or_explain(self, r: Reference, auth: Any,
+                               progress: Progress | None) -> ImageRecord:
+        try:
+            return await self._pull(r, auth, progress)
+        except OSError as e:  # a full disk, a removal racing us: an image error all the same
+            raise ImagePullError(f'failed to pull and unpack image "{r}": {e}',
+                                 hint="check the image store's disk, then pull again") from e
 
     async def _pull(self, r: Reference, auth: Any, progress: Progress | None) -> ImageRecord:
         import aiohttp
@@ -329,15 +339,17 @@ class ImageStore:
 
     @contextlib.contextmanager
     def _pin(self, keys: list[str]) -> Iterator[None]:
-        for k in keys:
-            self._pinned[k] = self._pinned.get(k, 0) + 1
+        with self._pin_lock:
+            for k in keys:
+                self._pinned[k] = self._pinned.get(k, 0) + 1
         try:
             yield
         finally:
-            for k in keys:
-                self._pinned[k] -= 1
-                if not self._pinned[k]:
-                    del self._pinned[k]
+            with self._pin_lock:
+                for k in keys:
+                    self._pinned[k] -= 1
+                    if not self._pinned[k]:
+                        del self._pinned[k]
 
     def blob_path(self, digest: str) -> str:
         return os.path.join(self.blob_dir, _hex(digest))
@@ -475,8 +487,9 @@ class ImageStore:
         return rec
 
     def _referenced(self) -> tuple[set[str], set[str]]:
-        blobs: set[str] = set(self._pinned)
-        layers: set[str] = set(self._pinned)
+        with self._pin_lock:
+            blobs: set[str] = set(self._pinned)
+        layers = set(blobs)
         for img in self.list():
             blobs.update(img.manifest_digests, img.layer_digests, [img.id])
             layers.update(img.chain_ids)
