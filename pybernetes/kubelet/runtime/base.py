@@ -211,3 +211,8 @@ class Runtime(abc.ABC):
     async def exec_sync(self, container_id: str, cmd: list[str],
                         timeout: float) -> ExecResult:
         """Run cmd inside the container (exec probes); kill it after `timeout`."""
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        """CRI ReopenContainerLog: the kubelet renamed the log file away (rotation);
+        the runtime starts writing a new file at the container's log path."""
+        raise NotImplementedError
