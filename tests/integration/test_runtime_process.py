@@ -122,3 +122,20 @@ async def test_restart_finds_running_and_remove_cleans(node, tmp_path):
     assert not pid_running(sleeper.pid)
     assert not processes_mentioning(cid) and not processes_mentioning(other)
     assert not list(Path(root).glob("process/*/*"))
+
+
+async def test_log_reopen_after_rotation(node, tmp_path):
+    rt, _, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("rotating", logs))
+    flag = tmp_path / "second"
+    script = f"echo first; while [ ! -f {flag} ]; do sleep 0.1; done; echo second"
+    cid = await rt.create_container(sid, container_config("c", script), [])
+    await rt.start_container(cid)
+    st = await rt.container_status(cid)
+    await wait_log(st.log_path, b"first")
+    os.rename(st.log_path, st.log_path + ".1")   # what the kubelet's log rotation does
+    await rt.reopen_container_log(cid)
+    flag.touch()
+    st = await wait_state(rt, cid, "exited")
+    assert [t for _, _, t in log_entries(st.log_path + ".1")] == [b"first"]
+    assert [t for _, _, t in log_entries(st.log_path)] == [b"second"]

@@ -10,7 +10,8 @@ running. It:
 - owns the container's stdout/stderr pipes and copies them into the CRI log format
   (`<RFC3339Nano> stdout F <line>`; P for pieces of lines longer than 16 KiB);
 - waits for the exit and writes the exit record (exit code, finish time, OOM kill)
-  atomically as JSON next to the container's state, then exits.
+  atomically as JSON next to the container's state, then exits;
+- on SIGUSR1 reopens the log path (the kubelet rotated the file: ReopenContainerLog).
 
 Run as `python monitor.py <spec.json>`; it only imports the standard library so it
 starts fast and does not depend on the kubelet's environment. The spec (written by the
@@ -85,6 +86,12 @@ class CRILog:
                 del buf[:MAX_LOG_LINE]
             else:
                 break
+
+    def reopen(self) -> None:
+        """The kubelet rotated the file away (CRI ReopenContainerLog): start a new one."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        os.close(self.fd)
+        self.fd = fd
 
     def flush(self, stream: str) -> None:
         """At EOF a last line without newline is still a full line (as containerd)."""
@@ -176,7 +183,8 @@ class Monitor:
         while status is None:
             for key, _ in self.sel.select(timeout=5.0):   # timeout: a lost SIGCHLD
                 if key.data == "wake":
-                    _drain_fd(wake_fd)
+                    if signal.SIGUSR1 in _drain_fd(wake_fd):
+                        self._reopen_log()
                 else:
                     self._read(key.fd, key.data)
             status = self._reap()
@@ -236,6 +244,12 @@ class Monitor:
             if key.data != "wake":
                 self.log.flush(key.data)
 
+    def _reopen_log(self) -> None:
+        try:
+            self.log.reopen()
+        except OSError as e:   # keep writing to the old file rather than die
+            print(f"reopening {self.log.path}: {e}", file=sys.stderr)
+
     def _oom_killed(self) -> bool:
         """The memory cgroup's oom_kill counter (v1 memory.oom_control, v2 memory.events)."""
         for path in self.spec.get("oom_files", []):
@@ -271,12 +285,15 @@ def last_runc_error(path: str) -> str:
     return msg
 
 
-def _drain_fd(fd: int) -> None:
+def _drain_fd(fd: int) -> set[int]:
+    """Empty the signal wakeup pipe; the signal numbers that arrived."""
+    seen: set[int] = set()
     try:
-        while os.read(fd, 4096):
-            pass
-    except (BlockingIOError, OSError):
+        while data := os.read(fd, 4096):
+            seen.update(data)
+    except OSError:
         pass
+    return seen
 
 
 def daemonize() -> None:
@@ -309,6 +326,7 @@ def main(argv: list[str]) -> int:
         fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGUSR1, lambda *_: None)   # reopen the log (see run())
 
     mon = Monitor(spec)
     try:

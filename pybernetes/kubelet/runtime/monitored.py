@@ -387,6 +387,20 @@ class MonitoredRuntime(Runtime):
             out.append(self._container_status(rec))
         return out
 
+    async def reopen_container_log(self, container_id: str) -> None:
+        """Signal the container's monitor to reopen its log; wait (bounded) until the
+        new file exists so the kubelet's rotation can carry on at once."""
+        rec = self._running_record(container_id)
+        mon = read_json(self._cdir(container_id) / "monitor.json") or {}
+        if not pid_alive(mon.get("monitor_pid", 0)):
+            raise ContainerRuntimeError(f"container {container_id} has no running monitor")
+        os.kill(mon["monitor_pid"], signal.SIGUSR1)
+        deadline = time.monotonic() + 5.0
+        while not os.path.exists(rec["log_path"]) and time.monotonic() < deadline:
+            await asyncio.sleep(POLL)
+        if not os.path.exists(rec["log_path"]):
+            raise ContainerRuntimeError(f"container {container_id}: log was not reopened")
+
     def _running_record(self, container_id: str) -> dict:
         try:
             rec = self._load_container(container_id)
