@@ -59,16 +59,16 @@ def wait_for(what: str, fn: Callable[[], object], timeout: float = 30.0,
 
 
 class KubeletProcess:
-    def __init__(self, cluster: Cluster, root: Path):
-        self.cluster, self.root = cluster, root
-        self.log_path = root.parent / "kubelet.log"
+    def __init__(self, cluster: Cluster, root: Path, runtime: str = "runc", node: str = NODE):
+        self.cluster, self.root, self.runtime, self.node = cluster, root, runtime, node
+        self.log_path = root.parent / f"{root.name}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pybernetes.cli.main", "kubelet", "--kubeconfig",
-             self.cluster.kubeconfig, "--runtime", "runc", "--node-name", NODE,
+             self.cluster.kubeconfig, "--runtime", self.runtime, "--node-name", self.node,
              "--root-dir", str(self.root), "--cni-bridge", BRIDGE,
              "--pod-cidr", f"10.{SUBNET}.250.0/24", "--crash-loop-backoff-max", "2",
              "--heartbeat-period", "2", "--log-level", "info"],
@@ -307,6 +307,32 @@ def test_kubelet_restart_keeps_running_containers(env: dict) -> None:
     assert done["status"]["phase"] == "Succeeded"
     assert container_state(done)["containerID"] == done_before
     assert http_get(f"http://{env['web_ip']}:8080/").strip() == "hello from web"
+
+
+def test_process_runtime_runs_host_processes(env: dict) -> None:
+    kc, node = env["kubectl"], f"{NODE}-proc"
+    kubelet = KubeletProcess(env["cluster"], Path(env["tmp"], "kubelet-proc"), "process", node)
+    kubelet.start()
+    try:
+        wait_for("the process node", lambda: "True" in kc.run(
+            "get", "node", node, "-o",
+            "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout,
+            timeout=30)
+        assert "process://" in kc("get", "node", node, "-o",
+                                  "jsonpath={.status.nodeInfo.containerRuntimeVersion}")
+        apply(kc, pod("hostproc", env["image"], ["sh", "-c", "echo pid $$ on the host"],
+                      restartPolicy="Never", nodeName=node))
+        p = wait_for("hostproc Succeeded", lambda: (lambda q: q if (q.get("status") or {})
+                     .get("phase") == "Succeeded" else None)(pod_json(kc, "hostproc")), 30)
+        assert p["status"]["podIP"] == p["status"]["hostIP"]   # the node's network
+        assert container_state(p)["containerID"].startswith("process://")
+        log = Path(env["tmp"], "kubelet-proc", "logs", "pods",
+                   f"default_hostproc_{p['metadata']['uid']}", "c", "0.log")
+        assert " stdout F pid " in log.read_text()
+        kc("delete", "pod", "hostproc", "--wait=true", timeout=30)
+    finally:
+        kubelet.stop()
+    kc("delete", "node", node)
 
 
 def test_teardown_leaves_nothing_behind(env: dict) -> None:
