@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pybernetes.kubelet.runtime.base import ContainerRuntimeError, Resources, Security
+from pybernetes.kubelet.runtime.base import (
+    ContainerRuntimeError, DNSConfig, Mount, Resources, Security,
+)
 from pybernetes.kubelet.runtime.runc import ALL_CAPS, DEFAULT_CAPS, RuncRuntime, cgroup_dirs, \
     umount
 
@@ -161,6 +163,7 @@ async def test_security_context(node, layer):
                    "grep CapEff /proc/self/status"),
         "privileged": (Security(privileged=True),
                        "grep CapEff /proc/self/status; ls /proc/keys && echo unmasked"),
+        "nnp": (Security(no_new_privs=True), "grep NoNewPrivs /proc/self/status"),
         "masked": (Security(), ("cat /proc/keys | wc -c;"
                                 " echo x > /proc/sys/vm/swappiness || echo ro-proc")),
     }
@@ -179,6 +182,30 @@ async def test_security_context(node, layer):
     assert cap_eff(out["privileged"]) == cap_eff(Path("/proc/self/status").read_bytes())
     assert b"unmasked" in out["privileged"]
     assert out["masked"].split(b"\n") == [b"0", b"ro-proc"]
+    assert out["nnp"].split() == [b"NoNewPrivs:", b"1"]
+
+
+async def test_pod_files_and_volume_mounts(node, layer, tmp_path):
+    rt, _, logs = node
+    cfg = sandbox_config("files", logs, extra_hosts=[("10.9.8.7", ["db", "db.local"])],
+                         dns=DNSConfig(servers=["10.43.0.10"], options=["ndots:5"],
+                                       searches=["default.svc.cluster.local", "svc.cluster.local"]))
+    sid = await rt.run_pod_sandbox(cfg)
+    config_dir, out_dir = tmp_path / "config", tmp_path / "out"
+    config_dir.mkdir()
+    out_dir.mkdir()
+    (config_dir / "setting").write_text("on\n")
+    mounts = [Mount(str(config_dir), "/etc/app", readonly=True),
+              Mount(str(out_dir), "/var/out")]
+    script = ("cat /etc/resolv.conf; grep -v '^#' /etc/hosts | grep db; cat /etc/app/setting;"
+              " echo x > /etc/app/new || echo ro-volume; echo written > /var/out/result")
+    _, st = await run_to_exit(rt, sid, container_config("c", script, mounts=mounts), layer)
+    out = [t for s, _, t in log_entries(st.log_path) if s == "stdout"]
+    assert out == [b"search default.svc.cluster.local svc.cluster.local",
+                   b"nameserver 10.43.0.10", b"options ndots:5", b"10.9.8.7\tdb\tdb.local",
+                   b"on", b"ro-volume"]
+    assert (out_dir / "result").read_text() == "written\n"
+    assert not (config_dir / "new").exists()
 
 
 async def test_stop_sends_sigterm_then_sigkill(node, layer):
