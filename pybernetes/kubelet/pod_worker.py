@@ -31,6 +31,8 @@ from pybernetes.kubelet.images import ImageError
 from pybernetes.kubelet.pod_status import (KUBELET_CONDITIONS, pod_conditions,
                                            readiness_gates_unready, rfc3339, stamp_conditions,
                                            summary)
+from pybernetes.kubelet.probes import (LIVENESS, STARTUP, FAILURE, ProbeChange, ProbeManager,
+                                       ProbeTarget, kill_message)
 from pybernetes.kubelet.pod_volumes import (docker_config, pod_dir, setup_volumes,
                                             teardown_volumes)
 from pybernetes.kubelet.runtime.base import (ContainerRuntimeError, ContainerStatus,
@@ -69,6 +71,9 @@ class PodWork:
     start_time: float = 0.0
     dns_noted: bool = False
     torn_down: bool = False          # nothing of it is left on the node
+    probes: ProbeManager | None = None
+    probed: dict[str, str] = field(default_factory=dict)          # name -> container id
+    kill: dict[str, tuple[str, float, str]] = field(default_factory=dict)  # failed probes
 
 
 def _older(rv: str, than: str) -> bool:
@@ -115,11 +120,14 @@ class PodWorker:
             self.k.event(pod, "Warning", e.reason, e.event_message)
             await self._write(w, self._status(w, sb, await self._containers(w.uid)))
             return RETRY
+        await self._kill_unhealthy(w)
         due = await self._sync_containers(w, sb, volumes)
         containers = await self._containers(w.uid)
+        self._sync_probes(w, sb, containers)
         st = self._status(w, sb, containers)
         await self._write(w, st)
         if st["phase"] in TERMINAL:
+            await self.close_probes(w)
             w.finished = True
             await self._stop_sandboxes(w)
             log.info("pod %s: %s", w.key, st["phase"])
@@ -482,6 +490,59 @@ class PodWorker:
                     return f"HTTP lifecycle hook ({get.get('path')}) failed: {r.status}"
         return ""
 
+    # -- probes ------------------------------------------------------------------------------
+
+    def _sync_probes(self, w: PodWork, sb: SandboxStatus,
+                     containers: list[ContainerStatus]) -> None:
+        """Probes follow the running instance of each container (a new one after a
+        restart starts its probes afresh)."""
+        specs = (w.pod.get("spec") or {}).get("containers") or []
+        if not any(c.get(k) for c in specs for k in ("livenessProbe", "readinessProbe",
+                                                        "startupProbe")):
+            return
+        if w.probes is None:
+            w.probes = ProbeManager(w.pod, on_change=lambda ch: self._probe_changed(w, ch),
+                                    on_event=lambda _c, t, r, m: self.k.event(w.pod, t, r, m))
+        pod_ip = sb.ip or self.k.agent.cfg.ip
+        for c in specs:
+            latest, _ = cst.latest_two(containers, c["name"])
+            if latest is not None and latest.state == "running":
+                if w.probed.get(c["name"]) != latest.id:
+                    w.probes.add_container(c, ProbeTarget(pod_ip, latest.id,
+                                                          c.get("ports") or [],
+                                                          self.rt.exec_sync),
+                                           started_at=latest.started_at or None)
+                    w.probed[c["name"]] = latest.id
+            elif c["name"] in w.probed:
+                w.probes.remove_container(c["name"])
+                del w.probed[c["name"]]
+
+    def _probe_changed(self, w: PodWork, ch: ProbeChange) -> None:
+        if ch.result == FAILURE and ch.kind in (LIVENESS, STARTUP):
+            grace = ch.grace_period if ch.grace_period is not None else _grace(w.pod)
+            w.kill[ch.container] = (ch.container_id, grace, ch.kind)
+        self.k.queue.add(w.key)
+
+    async def _kill_unhealthy(self, w: PodWork) -> None:
+        """Containers whose liveness/startup probe failed are stopped; the restart
+        policy (with back-off) takes it from there."""
+        for name, (cid, grace, kind) in list(w.kill.items()):
+            del w.kill[name]
+            self.k.event(w.pod, "Normal", "Killing", kill_message(kind, name))
+            if w.probes is not None:
+                w.probes.remove_container(name)
+            w.probed.pop(name, None)
+            try:
+                await self.rt.stop_container(cid, grace)
+            except KeyError:
+                pass
+
+    async def close_probes(self, w: PodWork) -> None:
+        if w.probes is not None:
+            await w.probes.close()
+            w.probes = None
+            w.probed.clear()
+
     # -- status ------------------------------------------------------------------------------
 
     def _views(self, w: PodWork, specs: list[dict], containers: list[ContainerStatus],
@@ -497,12 +558,16 @@ class PodWorker:
                                      runtime=self.rt.name,
                                      image_id=self.image_id(latest.image_ref) if latest else "")
             if latest is not None and latest.state == "running":
-                view.ready = not init
+                probes = w.probes if w.probed.get(c["name"]) == latest.id else None
+                view.ready = not init and (probes is None or probes.ready(c["name"]))
                 view.waiting = None
             if latest is not None and latest.state == "exited" and wait is None:
                 view.termination_message = read_termination_message(os.path.join(
                     pdir, "containers", c["name"], f"termination-log-{latest.attempt}"))
             st = cst.api_container_status(view)
+            if st["started"] and w.probes is not None and w.probed.get(c["name"]) == \
+                    latest.id:
+                st["started"] = w.probes.started(c["name"])
             if init and "terminated" in st.get("state", {}) and \
                     st["state"]["terminated"].get("exitCode") == 0:
                 st["ready"] = True
@@ -585,6 +650,7 @@ class PodWorker:
         by_name.update({c["name"]: c for c in (pod.get("spec") or {}).get("initContainers")
                         or []})
         running = [c for c in containers if c.state == "running"]
+        await self.close_probes(w)
         await asyncio.gather(*(self._kill(w, c, by_name.get(c.name, {}), grace)
                                for c in running))
         if not w.finished and w.admitted and w.rejection is None:
@@ -621,6 +687,7 @@ class PodWorker:
     async def teardown(self, w: PodWork, grace: float) -> None:
         """Everything the pod had on this node goes: containers, sandbox (network,
         namespaces, cgroups), volumes. Idempotent."""
+        await self.close_probes(w)
         for c in await self._containers(w.uid):
             if c.state == "running":
                 await self.rt.stop_container(c.id, grace)

@@ -260,6 +260,35 @@ def test_env_from_configmap_and_secret(env: dict) -> None:
     remember(env, p)
 
 
+def test_probes_restart_a_dead_container_and_keep_an_unready_one_out(env: dict) -> None:
+    kc = env["kubectl"]
+    manifest = pod("probed", env["image"], ["sleep", "3600"], container_name="unready",
+                   container={"readinessProbe": {"exec": {"command": ["cat", "/nope"]},
+                                                 "periodSeconds": 1}})
+    manifest["spec"]["containers"].append({
+        "name": "dying", "image": env["image"], "command": ["sleep", "3600"],
+        "livenessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1,
+                          "failureThreshold": 1}})
+    apply(kc, manifest)
+
+    def restarted() -> dict | None:
+        q = pod_json(kc, "probed")
+        by_name = {s["name"]: s for s in (q.get("status") or {}).get("containerStatuses") or []}
+        dying = by_name.get("dying", {})
+        return q if dying.get("restartCount", 0) >= 1 and "running" in by_name.get(
+            "unready", {}).get("state", {}) else None
+    p = wait_for("the dying container restarted", restarted, 40)
+    unready = container_state(p, 0)
+    assert unready["name"] == "unready" and unready["ready"] is False
+    ready = {c["type"]: c for c in p["status"]["conditions"]}["Ready"]
+    assert ready["status"] == "False" and ready["reason"] == "ContainersNotReady"
+    assert "unready" in ready["message"]
+    events = kc("get", "events", "--field-selector", "involvedObject.name=probed")
+    assert "Liveness probe failed" in events and "Readiness probe failed" in events
+    assert "failed liveness probe, will be restarted" in events
+    remember(env, p)
+
+
 def test_delete_sends_sigterm_then_sigkill_after_grace(env: dict) -> None:
     kc = env["kubectl"]
     out = Path(env["tmp"], "sigterm")
@@ -337,7 +366,7 @@ def test_process_runtime_runs_host_processes(env: dict) -> None:
 
 def test_teardown_leaves_nothing_behind(env: dict) -> None:
     kc = env["kubectl"]
-    for name in ("web", "badimage", "hog", "envpod"):
+    for name in ("web", "badimage", "hog", "envpod", "probed"):
         remember(env, pod_json(kc, name))
     kc("delete", "pods", "--all", "--wait=true", timeout=60)
     root = Path(env["tmp"], "kubelet")
