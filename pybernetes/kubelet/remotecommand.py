@@ -33,6 +33,7 @@ SPDY_PROTOCOLS = (V4, V3, V2, V1)
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 STREAM_TIMEOUT = 30.0     # upstream's stream creation timeout
 DRAIN_AFTER_EXIT = 2.0    # output still arriving after the exit (e.g. from a grandchild)
+FIRST_RESIZE_WAIT = 1.0   # for a TTY: how long the first resize may take to arrive
 
 
 class Channels:
@@ -94,7 +95,20 @@ class Request:
         return wanted
 
 
-async def start_process(provider: StreamingProvider, r: Request
+async def first_size(resizes: "asyncio.Queue[tuple[int, int]]") -> tuple[int, int] | None:
+    """The client's terminal size, which it sends right after connecting: a process
+    started before it arrives would see a 0x0 terminal."""
+    try:
+        size = await asyncio.wait_for(resizes.get(), FIRST_RESIZE_WAIT)
+    except asyncio.TimeoutError:
+        return None
+    while not resizes.empty():
+        size = resizes.get_nowait()
+    return size
+
+
+async def start_process(provider: StreamingProvider, r: Request,
+                        size: tuple[int, int] | None = None
                         ) -> tuple[StreamProcess | None, dict | None]:
     """The process, or the Status saying why there is none."""
     try:
@@ -103,7 +117,8 @@ async def start_process(provider: StreamingProvider, r: Request
             return await provider.attach_stream(ref.container_id, r.tty, r.stdin), None
         if not r.command:
             return None, internal_status("you must specify at least 1 command")
-        return await provider.exec_stream(ref.container_id, r.command, r.tty, r.stdin), None
+        return await provider.exec_stream(ref.container_id, r.command, r.tty, r.stdin,
+                                          size=size), None
     except ContainerNotFound as e:
         return None, internal_status(f"container not found ({e})")
     except OSError as e:
@@ -190,21 +205,20 @@ async def _serve_websocket(request: web.Request, provider: StreamingProvider,
     await ws.prepare(request)
     protocol = ws.ws_protocol or V1
     channels = _WSChannels(ws, protocol)
-    proc, failure = await start_process(provider, r)
-    if proc is None:
-        assert failure is not None
-        await channels.finish(failure)
-        return ws
     stdin_q: asyncio.Queue[bytes] = asyncio.Queue()
     resizes: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
     reader = asyncio.create_task(_ws_reader(ws, stdin_q, resizes))
     try:
-        status = await run_session(proc, r, channels, stdin_q.get if r.stdin else None,
-                                   resizes if r.tty else None)
+        size = await first_size(resizes) if r.tty and protocol in (V5, V4, V3) else None
+        proc, status = await start_process(provider, r, size)
+        if proc is not None:
+            status = await run_session(proc, r, channels, stdin_q.get if r.stdin else None,
+                                       resizes if r.tty else None)
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+    assert status is not None
     await channels.finish(status)
     return ws
 
@@ -327,15 +341,18 @@ async def _serve_spdy(request: web.Request, provider: StreamingProvider,
             log.info("exec/attach: the client did not open its streams in time")
             return started.response
         channels = _SpdyChannels(started.session, streams, started.protocol)
-        proc, failure = await start_process(provider, r)
-        if proc is None:
-            assert failure is not None
-            await channels.finish(failure)
-            return started.response
         resizes: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         resize_task = None
         if "resize" in streams:
             resize_task = asyncio.create_task(_spdy_resizes(streams["resize"], resizes))
+        size = await first_size(resizes) if resize_task is not None else None
+        proc, failure = await start_process(provider, r, size)
+        if proc is None:
+            assert failure is not None
+            if resize_task is not None:
+                resize_task.cancel()
+            await channels.finish(failure)
+            return started.response
         stdin = streams["stdin"].read if "stdin" in streams else None
         try:
             status = await run_session(proc, r, channels, stdin, resizes if r.tty else None)

@@ -60,9 +60,9 @@ class StreamingProvider(abc.ABC):
 
     @abc.abstractmethod
     async def exec_stream(self, container_id: str, cmd: list[str], tty: bool,
-                          stdin: bool) -> StreamProcess:
-        """Start `cmd` in the container. Raises FileNotFoundError/PermissionError
-        when the command cannot be started."""
+                          stdin: bool, size: tuple[int, int] | None = None) -> StreamProcess:
+        """Start `cmd` in the container (on a terminal of `size` = (width, height) with
+        tty). Raises FileNotFoundError/PermissionError when it cannot be started."""
 
     @abc.abstractmethod
     async def attach_stream(self, container_id: str, tty: bool, stdin: bool) -> StreamProcess:
@@ -136,9 +136,12 @@ class PtyProcess:
 
     @classmethod
     async def start(cls, cmd: list[str], env: dict[str, str] | None = None,
-                    cwd: str | None = None) -> "PtyProcess":
+                    cwd: str | None = None, size: tuple[int, int] | None = None
+                    ) -> "PtyProcess":
         master, slave = os.openpty()
         os.set_blocking(master, False)
+        if size:  # before the start: the process sees its terminal's size from the outset
+            _set_size(master, *size)
         try:
             p = await asyncio.create_subprocess_exec(
                 *cmd, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
@@ -186,7 +189,7 @@ class PtyProcess:
         return b""
 
     async def resize(self, width: int, height: int) -> None:
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+        _set_size(self.master, width, height)
 
     async def wait(self) -> int:
         code = _exit_code(await self.proc.wait())
@@ -209,6 +212,10 @@ class PtyProcess:
             os.close(self.master)
         except OSError:
             pass
+
+
+def _set_size(fd: int, width: int, height: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
 def _controlling_tty() -> None:
@@ -298,9 +305,9 @@ class HostProcessProvider(StreamingProvider):
         return os.path.exists(container_id)
 
     async def exec_stream(self, container_id: str, cmd: list[str], tty: bool,
-                          stdin: bool) -> StreamProcess:
+                          stdin: bool, size: tuple[int, int] | None = None) -> StreamProcess:
         if tty:
-            return await PtyProcess.start(cmd, env=self.env)
+            return await PtyProcess.start(cmd, env=self.env, size=size)
         return await PipeProcess.start(cmd, stdin, env=self.env)
 
     async def attach_stream(self, container_id: str, tty: bool, stdin: bool) -> StreamProcess:

@@ -8,6 +8,7 @@ with the host-process provider: exec runs on this machine, port-forward reaches
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -283,3 +284,16 @@ def test_attach_shows_new_output(kubectl: Kubectl, node: Node) -> None:
 def _readable(f, timeout: float) -> bool:
     import select
     return bool(select.select([f], [], [], timeout)[0])
+
+
+def test_exec_tty_gets_the_terminal_size(kubectl: Kubectl) -> None:
+    """`exec -it` from a terminal (script(1) gives kubectl one): the remote side is a
+    terminal of the caller's size, and the exit code still comes back."""
+    if not shutil.which("script"):
+        pytest.skip("script(1) is needed to give kubectl a terminal")
+    inner = f"stty cols 91 rows 13; {kubectl.binary} exec -it web -- sh -c 'stty size; exit 4'"
+    p = subprocess.run(["script", "-qec", inner, "/dev/null"], capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL,
+                       env=dict(os.environ, KUBECONFIG=kubectl.kubeconfig))
+    assert "13 91" in p.stdout, p.stdout + p.stderr
+    assert p.returncode == 4, p.stdout + p.stderr
