@@ -49,6 +49,7 @@ def links() -> str:
 
 
 def nat_rules() -> str:
+    """Every table's rules (nat holds the plugins' rules, filter our guard)."""
     return sh("iptables-save").stdout
 
 
@@ -103,6 +104,7 @@ async def cleanup(node: Node) -> None:
             netns.delete(node.pods.pop(name, ("", None))[0] or "/nonexistent")
     await node.net.remove_bridge()
     assert node.net.bridge not in links()
+    assert node.net.bridge not in nat_rules()     # nor the loopback guard in filter
 
 
 @pytest.fixture(autouse=True)
@@ -337,3 +339,29 @@ async def test_netns_lifecycle(tmp_path):
     assert path not in open("/proc/self/mountinfo").read()
     with pytest.raises(netns.NetNSError, match="invalid"):
         await netns.create(d, "../escape")
+
+
+async def test_pods_cannot_reach_the_hosts_loopback(node: Node):
+    """portmap's route_localnet on the bridge must not expose 127.0.0.1-only host
+    services to pods (CVE-2020-8558): a pod that routes 127.0.0.1 to the gateway
+    gets nothing through, while localhost hostPorts keep working (test_host_port)."""
+    a, _ = await node.pod("a", ports=[PortMapping(8080, random.randrange(30000, 32000))])
+    assert sh("sysctl", "-n", f"net.ipv4.conf.{node.net.bridge}.route_localnet"
+              ).stdout.strip() == "1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(2)
+        port = listener.getsockname()[1]
+        # all inside the pod's own namespace: send 127.0.0.1 out of eth0
+        script = (
+            "sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1"
+            " && ip route del local 127.0.0.0/8 dev lo table local"
+            " && ip route del local 127.0.0.1 dev lo table local"
+            f" && ip route add 127.0.0.1/32 via {node.net.gateway} dev eth0"
+            f" && {BUSYBOX} ping -c 1 -W 2 {node.net.gateway} >/dev/null"
+            f" && {os.path.realpath(os.sys.executable)} -c 'import socket;"
+            f" socket.socket(2, 2).sendto(b\"sneaky\", (\"127.0.0.1\", {port}))'")
+        done = run_in(a, "sh", "-c", script)
+        assert done.returncode == 0, done.stderr
+        with pytest.raises(socket.timeout):
+            listener.recvfrom(100)

@@ -14,6 +14,7 @@ an existing namespace, `teardown` unwires it and may run after the namespace is 
 twice, or in a new process (the CNI result cache is on disk under `state_dir`)."""
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -49,6 +50,8 @@ class PodNetwork:
         bin_dirs = [cni_bin_dir] if isinstance(cni_bin_dir, str) else cni_bin_dir
         self.cni = CNI(bin_dirs or list(DEFAULT_BIN_DIRS),
                        cache_dir=os.path.join(state_dir, "cache"))
+        self._guarded = False
+        self._guard_lock = asyncio.Lock()
 
     @property
     def ipam_dir(self) -> str:
@@ -83,6 +86,10 @@ class PodNetwork:
         if cfg.host_network:
             return []
         cid = sandbox_id or default_sandbox_id(cfg)
+        async with self._guard_lock:     # concurrent first setups: one rule, not many
+            if not self._guarded:
+                await self._guard_host_loopback()
+                self._guarded = True
         try:
             await self.cni.add_list(self.loopback_conflist(), self._rt(cid, netns_path, cfg, "lo"))
             result = await self.cni.add_list(self.conflist(),
@@ -118,8 +125,32 @@ class PodNetwork:
         await self.cni.check_list(self.conflist(), self._rt(cid, netns_path, cfg, "eth0"))
 
     async def remove_bridge(self) -> None:
-        """Delete the bridge (node shutdown, tests). No-op when it is absent."""
+        """Delete the bridge and its loopback guard (node shutdown, tests); no-op when
+        they are absent."""
         await run(["ip", "link", "del", self.bridge], check=False)
+        if shutil.which("iptables"):
+            for _ in range(64):     # bounded; duplicates only if processes raced
+                code, _, _ = await run(["iptables", "-D", *self._guard_rule()], check=False)
+                if code != 0:
+                    break
+        self._guarded = False
+
+    def _guard_rule(self) -> list[str]:
+        return ["INPUT", "-i", self.bridge, "-d", "127.0.0.0/8", "-m", "conntrack",
+                "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-m", "comment", "--comment",
+                f"pybernetes: pods on {self.bridge} may not reach host loopback", "-j", "DROP"]
+
+    async def _guard_host_loopback(self) -> None:
+        """portmap turns on route_localnet for the bridge so that 127.0.0.1:hostPort
+        works; that also lets a pod address the node's loopback-only services
+        (CVE-2020-8558). Like kube-proxy, drop new connections from the bridge to
+        127.0.0.0/8; replies of DNATed hostPort connections still pass."""
+        if shutil.which("iptables") is None:
+            return
+        rule = self._guard_rule()
+        code, _, _ = await run(["iptables", "-C", *rule], check=False)
+        if code != 0:
+            await run(["iptables", "-I", rule[0], "1", *rule[1:]])
 
     def _rt(self, cid: str, path: str, cfg: SandboxConfig, ifname: str) -> RuntimeConf:
         args = [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", cfg.namespace),
