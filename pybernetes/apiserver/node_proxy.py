@@ -55,7 +55,7 @@ async def handle(h: "ResourceHandler", request: web.Request, info: RequestInfo,
     if sub == "portforward":
         host, port = await _kubelet_address(h, pod)
         path = f"/portforward/{quote(ns)}/{quote(info.name)}"
-        return await proxy_upgrade(h, request, host, port, path, "")
+        return await proxy_upgrade(h, request, host, port, path, _portforward_query(q))
     container = resolve_container(pod, q.get("container", ""))
     if sub == "log":
         _check_log_options(q, info.name)
@@ -175,6 +175,18 @@ def _stream_query(q, sub: str) -> str:
     if not any(on(k) for k in ("stdin", "stdout", "stderr")):
         raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
     return urlencode(params)
+
+
+def _portforward_query(q) -> str:
+    """PodPortForwardOptions.ports (for the WebSocket channel protocol) as the kubelet's
+    `port` parameters; SPDY clients name their ports in stream headers instead."""
+    ports = []
+    for value in q.getall("ports", []):
+        for p in value.split(","):
+            if not p.strip().isdigit() or not 0 < int(p) < 65536:
+                raise errors.bad_request(f"invalid port {p.strip()!r}: must be 1-65535")
+            ports.append(("port", p.strip()))
+    return urlencode(ports)
 
 
 # --- reaching the kubelet -------------------------------------------------------------------

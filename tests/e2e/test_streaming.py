@@ -297,3 +297,38 @@ def test_exec_tty_gets_the_terminal_size(kubectl: Kubectl) -> None:
                        env=dict(os.environ, KUBECONFIG=kubectl.kubeconfig))
     assert "13 91" in p.stdout, p.stdout + p.stderr
     assert p.returncode == 4, p.stdout + p.stderr
+
+
+def test_official_python_client(node: Node) -> None:
+    """The `kubernetes` client speaks the WebSocket channel protocols (v4) for exec and
+    port-forward (one connection per port, no SPDY)."""
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes.stream import portforward, stream
+    api = kubernetes.client.CoreV1Api(
+        kubernetes.config.new_client_from_config(node.cluster.kubeconfig))
+    out = stream(api.connect_get_namespaced_pod_exec, "web", "default",
+                 command=["echo", "hi"], stdout=True, stderr=True, stdin=False, tty=False)
+    assert out == "hi\n"
+    resp = stream(api.connect_get_namespaced_pod_exec, "web", "default",
+                  command=["sh", "-c", "exit 5"], stdout=True, stderr=True, stdin=False,
+                  tty=False, _preload_content=False)
+    resp.run_forever(timeout=20)
+    assert resp.returncode == 5
+    server = EchoServer()
+    try:
+        pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default",
+                         ports=str(server.port))
+        sock = pf.socket(server.port)
+        sock.setblocking(True)
+        sock.settimeout(20)
+        sock.sendall(b"over websocket\n")
+        got = b""
+        for _ in range(100):
+            if got.endswith(b"\n"):
+                break
+            got += sock.recv(1024)
+        assert got == b"echo: over websocket\n"
+        sock.close()
+        assert pf.error(server.port) is None
+    finally:
+        server.stop()
