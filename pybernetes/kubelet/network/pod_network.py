@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import re
 import shlex
 import shutil
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 CNI_VERSION = "1.0.0"      # what Debian's containernetworking-plugins 1.1.1 speak
 LOOPBACK_NETWORK = "cni-loopback"
+_GUARD_COMMENT = "pybernetes: pods on {bridge} may not reach host loopback"
+_GUARD_RE = re.compile(r'--comment "pybernetes: pods on (\S+) may not reach host loopback"')
 
 __all__ = ["PodNetwork", "CNIError"]
 
@@ -50,7 +53,7 @@ class PodNetwork:
         bin_dirs = [cni_bin_dir] if isinstance(cni_bin_dir, str) else cni_bin_dir
         self.cni = CNI(bin_dirs or list(DEFAULT_BIN_DIRS),
                        cache_dir=os.path.join(state_dir, "cache"))
-        self._guarded = False
+        self._swept = False
         self._guard_lock = asyncio.Lock()
 
     @property
@@ -86,10 +89,8 @@ class PodNetwork:
         if cfg.host_network:
             return []
         cid = sandbox_id or default_sandbox_id(cfg)
-        async with self._guard_lock:     # concurrent first setups: one rule, not many
-            if not self._guarded:
-                await self._guard_host_loopback()
-                self._guarded = True
+        async with self._guard_lock:     # concurrent setups: one rule, not many
+            await self._guard_host_loopback()
         try:
             await self.cni.add_list(self.loopback_conflist(), self._rt(cid, netns_path, cfg, "lo"))
             result = await self.cni.add_list(self.conflist(),
@@ -133,20 +134,23 @@ class PodNetwork:
                 code, _, _ = await run(["iptables", "-D", *self._guard_rule()], check=False)
                 if code != 0:
                     break
-        self._guarded = False
 
     def _guard_rule(self) -> list[str]:
         return ["INPUT", "-i", self.bridge, "-d", "127.0.0.0/8", "-m", "conntrack",
                 "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-m", "comment", "--comment",
-                f"pybernetes: pods on {self.bridge} may not reach host loopback", "-j", "DROP"]
+                _GUARD_COMMENT.format(bridge=self.bridge), "-j", "DROP"]
 
     async def _guard_host_loopback(self) -> None:
         """portmap turns on route_localnet for the bridge so that 127.0.0.1:hostPort
         works; that also lets a pod address the node's loopback-only services
         (CVE-2020-8558). Like kube-proxy, drop new connections from the bridge to
-        127.0.0.0/8; replies of DNATed hostPort connections still pass."""
+        127.0.0.0/8; replies of DNATed hostPort connections still pass. Checked on
+        every setup (one `iptables -C`), so a flushed INPUT chain heals itself."""
         if shutil.which("iptables") is None:
             return
+        if not self._swept:
+            await sweep_stale_guards(keep=self.bridge)
+            self._swept = True
         rule = self._guard_rule()
         code, _, _ = await run(["iptables", "-C", *rule], check=False)
         if code != 0:
@@ -208,3 +212,17 @@ async def sweep_nat_rules(network: str, cid: str) -> int:
     if rules:
         log.info("removed %d nat rules left by CNI for %s", len(rules), cid)
     return len(rules)
+
+
+async def sweep_stale_guards(keep: str) -> int:
+    """Drop loopback guards whose bridge no longer exists (a bridge deleted with
+    `ip link del` instead of remove_bridge, or a crash): inert, but litter."""
+    _, out, _ = await run(["iptables", "-S", "INPUT"], check=False)
+    removed = 0
+    for line in out.decode().splitlines():
+        m = _GUARD_RE.search(line)
+        if not m or m.group(1) == keep or os.path.exists(f"/sys/class/net/{m.group(1)}"):
+            continue
+        code, _, _ = await run(["iptables", "-D", *shlex.split(line)[1:]], check=False)
+        removed += code == 0
+    return removed
