@@ -59,6 +59,8 @@ async def handle(h: "ResourceHandler", request: web.Request, info: RequestInfo,
     container = resolve_container(pod, q.get("container", ""))
     if sub == "log":
         _check_log_options(q, info.name)
+        if not get_path(pod, "spec", "nodeName"):
+            return web.Response(body=b"", content_type="text/plain")  # upstream: no log yet
         check_log_status(pod, container, q.get("previous", "").lower() in ("1", "true"))
         host, port = await _kubelet_address(h, pod)
         path = f"/containerLogs/{quote(ns)}/{quote(info.name)}/{quote(container)}"

@@ -332,3 +332,53 @@ def test_official_python_client(node: Node) -> None:
         assert pf.error(server.port) is None
     finally:
         server.stop()
+
+
+def test_errors_a_user_sees(kubectl: Kubectl, node: Node) -> None:
+    c = node.cluster
+    for name, bound in (("pending", False), ("starting", True)):
+        spec = {"containers": [{"name": "x", "image": "busybox"}]}
+        if bound:
+            spec["nodeName"] = NODE
+        status, _ = c.json("POST", "/api/v1/namespaces/default/pods", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+        assert status in (201, 409)
+    c.json("PATCH", "/api/v1/namespaces/default/pods/starting/status", {"status": {
+        "phase": "Pending", "containerStatuses": [{
+            "name": "x", "ready": False, "restartCount": 0, "image": "busybox", "imageID": "",
+            "state": {"waiting": {"reason": "ContainerCreating"}}}]}},
+        content_type="application/merge-patch+json")
+    p = kubectl.run("exec", "pending", "--", "true", check=False)
+    assert p.returncode != 0 and "pod pending does not have a host assigned" in p.stderr
+    assert kubectl("logs", "pending") == ""
+    p = kubectl.run("logs", "starting", check=False)
+    assert 'container "x" in pod "starting" is waiting to start: ContainerCreating' in p.stderr
+    p = kubectl.run("exec", "web", "--", "/no/such/command", check=False)
+    assert p.returncode != 0 and "no/such/command" in p.stderr
+
+
+def test_kubelet_accepts_only_the_api_server(node: Node, tmp_path: Path) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+    from pybernetes.auth.pki import PKI, issue_client_cert
+    pki = PKI.at(str(node.cluster.data_dir / "pki"))
+    url = f"https://127.0.0.1:{node.port}"
+
+    def get(path: str, cert: tuple[str, str] | None) -> int:
+        ctx = ssl.create_default_context(cafile=pki.ca_crt)
+        if cert:
+            ctx.load_cert_chain(*cert)
+        try:
+            with urllib.request.urlopen(url + path, context=ctx, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    logs = "/containerLogs/default/web/app"
+    assert get("/healthz", None) == 200
+    assert get(logs, None) == 401
+    other = issue_client_cert(pki, "system:node:other", ["system:nodes"],
+                              str(tmp_path / "n.crt"), str(tmp_path / "n.key"))
+    assert get(logs, other) == 403
+    assert get(logs, (pki.kubelet_client_crt, pki.kubelet_client_key)) == 200
