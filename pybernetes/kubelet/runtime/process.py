@@ -20,6 +20,8 @@ What it does NOT isolate (say so to users; a pod here is trusted code):
 - no security context beyond the user: capabilities, readOnlyRootFilesystem,
   privileged and allowPrivilegeEscalation are ignored;
 - ports: hostPort mappings are not set up; a process simply listens on the host.
+- lifetime: stop signals the container's process group only; a process that starts
+  its own session, or outlives the main process, is not tracked or killed.
 """
 from __future__ import annotations
 
