@@ -254,12 +254,32 @@ async def proxy_logs(h: "ResourceHandler", request: web.Request, host: str, port
                                          _reason(upstream.status), text or upstream.reason or "")
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
             await resp.prepare(request)
-            with contextlib.suppress(aiohttp.ClientPayloadError, ConnectionError):
-                async for chunk in upstream.content.iter_any():
-                    await resp.write(chunk)
-            with contextlib.suppress(ConnectionError):
-                await resp.write_eof()
+
+            async def relay() -> None:
+                with contextlib.suppress(aiohttp.ClientPayloadError, ConnectionError):
+                    async for chunk in upstream.content.iter_any():
+                        await resp.write(chunk)
+                with contextlib.suppress(ConnectionError):
+                    await resp.write_eof()
+
+            # `logs -f` of a quiet container: nothing is written for a long time, so the
+            # client's leaving is noticed by watching its connection, not by a failed write
+            tasks = [asyncio.create_task(relay()), asyncio.create_task(_client_gone(request))]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
             return resp
+
+
+async def _client_gone(request: web.Request, every: float = 1.0) -> None:
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(every)
 
 
 def _reason(status: int) -> str:

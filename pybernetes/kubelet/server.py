@@ -91,9 +91,16 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
     await resp.prepare(request)
     remaining = limit if limit is not None and limit > 0 else None
+
+    async def still_wanted() -> bool:
+        # asked at every idle poll: a client that left ends the follow too
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return False
+        return await provider.container_running(ref.container_id)
+
     try:
-        async for entry in follow_entries(path, opts,
-                                          lambda: provider.container_running(ref.container_id)):
+        async for entry in follow_entries(path, opts, still_wanted):
             data = render(entry, opts.timestamps)
             if remaining is not None:
                 data, remaining = data[:remaining], remaining - len(data[:remaining])

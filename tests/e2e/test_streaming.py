@@ -67,6 +67,18 @@ class Node:
                 self.proc.wait(5)
         self.out.close()
 
+    def open_files(self, path: Path) -> list[str]:
+        """The kubelet server's open descriptors on `path`."""
+        fds = Path(f"/proc/{self.proc.pid}/fd")
+        found = []
+        for fd in fds.iterdir():
+            try:
+                if os.readlink(fd) == str(path):
+                    found.append(fd.name)
+            except OSError:
+                pass
+        return found
+
     def register(self) -> None:
         status, body = self.cluster.json("POST", "/api/v1/nodes", {
             "apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}})
@@ -184,9 +196,16 @@ def test_logs_follow_sees_new_lines(kubectl: Kubectl, node: Node) -> None:
         with open(log, "a") as f:
             f.write(cri([(datetime.now(timezone.utc), "stdout", line)]))
         assert p.stdout.readline() == line + "\n"
+        assert node.open_files(log)  # being followed
     finally:
         p.kill()
         p.wait(10)
+    # the client left: the kubelet stops following (no open log file left behind)
+    for _ in range(100):
+        if not node.open_files(log):
+            break
+        time.sleep(0.1)
+    assert not node.open_files(log)
 
 
 def test_exec(kubectl: Kubectl) -> None:
