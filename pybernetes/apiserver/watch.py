@@ -21,13 +21,14 @@ from aiohttp import web
 
 from ..machinery import errors
 from ..storage.store import CompactedError
+from ..storage.watch_cache import CacheEvent, Subscription
 from . import table
 from .negotiation import Target
 from .resource_store import ListOptions, ResourceStore, parse_rv
 
 BOOKMARK_INTERVAL = 10.0  # seconds (upstream: about a minute; cheaper resumes here)
 DEFAULT_TIMEOUT = 1800.0  # upstream: a random value in [minRequestTimeout, 2x]
-_END = object()
+WRITE_BATCH = 256  # events per write to one watcher (one TLS record instead of 256)
 
 
 def _truthy(v: str | None) -> bool:
@@ -35,11 +36,17 @@ def _truthy(v: str | None) -> bool:
 
 
 class _Stream:
-    """Encodes events for one watcher in the form it asked for."""
+    """Encodes events for one watcher in the form it asked for.
+
+    A watch event's line is encoded once per representation (strategy, form, media,
+    Table options) and event type, and the bytes are shared by every watcher sending
+    it (upstream's cachingObject); what a watcher has ready is written in one go."""
 
     def __init__(self, resp: web.StreamResponse, rs: ResourceStore, opts: ListOptions,
                  target: Target, include: str):
         self.resp, self.rs, self.opts, self.target, self.include = resp, rs, opts, target, include
+        self.representation = (id(rs.s), target.form, target.media, target.table_version,
+                               include if target.form == "Table" else "")
 
     def _form(self, obj: dict) -> Any:
         if self.target.form == "Table":
@@ -50,27 +57,54 @@ class _Stream:
         return obj
 
     async def send(self, type_: str, obj: Any) -> None:
-        await self.resp.write(orjson.dumps({"type": type_, "object": obj}) + b"\n")
+        await self.resp.write(_line(type_, obj))
 
-    async def event(self, type_: str, cached: dict, prev_cached: dict | None) -> None:
+    async def write(self, lines: list[bytes]) -> None:
+        if lines:
+            await self.resp.write(lines[0] if len(lines) == 1 else b"".join(lines))
+
+    def event_type(self, type_: str, obj: dict, prev_cached: dict | None) -> str | None:
+        """The event this watcher sees (selectors turn MODIFIED into ADDED/DELETED), or
+        None when the change is outside its selection."""
+        if not self.opts.filtered:
+            return type_
+        now = self.opts.matches(self.rs.s, obj)
+        before = prev_cached is not None and self.opts.matches(self.rs.s,
+                                                               self.rs.out(prev_cached))
+        if type_ == "MODIFIED":
+            if now and not before:
+                return "ADDED"
+            if before and not now:
+                return "DELETED"
+            return type_ if now else None
+        if type_ == "DELETED":
+            return type_ if (before or now) else None
+        return type_ if now else None
+
+    def encode(self, type_: str, cached: dict, prev_cached: dict | None) -> bytes | None:
+        """One event's line for this watcher (not shared: initial events)."""
         obj = self.rs.out(cached)
+        type_ = self.event_type(type_, obj, prev_cached)  # type: ignore[assignment]
+        return None if type_ is None else _line(type_, self._form(obj))
+
+    def shared(self, ev: CacheEvent) -> bytes | None:
+        """A cache event's line for this watcher, encoded once for all who send the same."""
+        memo = ev.memo
+        if memo is None:  # an old event (a resume from far back): encode it for us alone
+            return self.encode(ev.type, ev.obj, ev.prev_obj)
         if self.opts.filtered:
-            now = self.opts.matches(self.rs.s, obj)
-            before = prev_cached is not None and self.opts.matches(self.rs.s,
-                                                                   self.rs.out(prev_cached))
-            if type_ == "MODIFIED":
-                if now and not before:
-                    type_ = "ADDED"
-                elif before and not now:
-                    type_ = "DELETED"
-                elif not now:
-                    return
-            elif type_ == "DELETED":
-                if not (before or now):
-                    return
-            elif not now:
-                return
-        await self.send(type_, self._form(obj))
+            obj = self.rs.out(ev.obj)
+            type_ = self.event_type(ev.type, obj, ev.prev_obj)
+            if type_ is None:
+                return None
+        else:
+            obj, type_ = None, ev.type
+        key = (self.representation, type_)
+        line = memo.get(key)
+        if line is None:
+            line = memo[key] = _line(type_, self._form(obj if obj is not None
+                                                       else self.rs.out(ev.obj)))
+        return line
 
     async def bookmark(self, rev: int, initial_end: bool = False) -> None:
         md: dict[str, Any] = {"resourceVersion": str(rev), "creationTimestamp": None}
@@ -78,6 +112,10 @@ class _Stream:
             md["annotations"] = {"k8s.io/initial-events-end": "true"}
         await self.send("BOOKMARK", {"kind": self.rs.s.kind,
                                      "apiVersion": self.rs.s.api_version(), "metadata": md})
+
+
+def _line(type_: str, obj: Any) -> bytes:
+    return orjson.dumps({"type": type_, "object": obj}) + b"\n"
 
 
 def _timeout(request: web.Request) -> float:
@@ -134,26 +172,17 @@ async def serve_watch(request: web.Request, rs: ResourceStore, namespace: str,
         await resp.write_eof()
         return resp
 
-    queue: asyncio.Queue = asyncio.Queue()
-    pump = asyncio.create_task(_pump(sub, queue))
     try:
-        for obj in snapshot:
-            await stream.event("ADDED", obj, None)
+        for i in range(0, len(snapshot), WRITE_BATCH):
+            lines = [stream.encode("ADDED", obj, None) for obj in snapshot[i:i + WRITE_BATCH]]
+            await stream.write([b for b in lines if b is not None])
         if initial and send_initial is not None:
             await stream.bookmark(after, initial_end=True)
-        await _loop(stream, queue, deadline, bookmarks, cache)
+        await _loop(stream, sub, deadline, bookmarks, cache)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        pump.cancel()
-        closer = getattr(sub, "close", None) or getattr(sub, "aclose", None)
-        if closer is not None:
-            res = closer()
-            if asyncio.iscoroutine(res):
-                try:
-                    await res
-                except Exception:
-                    pass
+        sub.close()
     try:
         await resp.write_eof()
     except (ConnectionResetError, RuntimeError):
@@ -161,45 +190,30 @@ async def serve_watch(request: web.Request, rs: ResourceStore, namespace: str,
     return resp
 
 
-async def _pump(sub: Any, queue: asyncio.Queue) -> None:
-    """Move subscription events into our queue, so timeouts never cancel the subscription."""
-    try:
-        async for ev in sub:
-            queue.put_nowait(ev)
-        queue.put_nowait(_END)
-    except CompactedError as e:
-        queue.put_nowait(e)
-    except asyncio.CancelledError:
-        raise
-    except Exception as e:  # a subscriber that fell too far behind is closed by the cache
-        queue.put_nowait(e)
-
-
-async def _loop(stream: _Stream, queue: asyncio.Queue, deadline: float, bookmarks: bool,
+async def _loop(stream: _Stream, sub: Subscription, deadline: float, bookmarks: bool,
                 cache: Any) -> None:
+    """Send what the subscription has ready, one write per batch, until the deadline or
+    the subscription closes (a subscriber that fell behind: the client resumes from its
+    last resourceVersion)."""
     next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
     last_rev = 0
     while True:
+        batch = sub.drain(WRITE_BATCH)
+        if batch:
+            last_rev = batch[-1].revision
+            lines = [stream.shared(ev) for ev in batch]
+            await stream.write([b for b in lines if b is not None])
+            continue
+        if sub.closed_reason is not None:
+            return
         now = time.monotonic()
         if now >= deadline:
             return
+        if bookmarks and now >= next_bookmark:
+            await stream.bookmark(max(cache.revision, last_rev))
+            next_bookmark = now + BOOKMARK_INTERVAL
+            continue
         wait = deadline - now
         if bookmarks:
-            wait = min(wait, max(next_bookmark - now, 0))
-        try:
-            item = await asyncio.wait_for(queue.get(), timeout=wait)
-        except asyncio.TimeoutError:
-            if bookmarks and time.monotonic() >= next_bookmark:
-                await stream.bookmark(max(cache.revision, last_rev))
-                next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
-            continue
-        if item is _END:
-            return
-        if isinstance(item, CompactedError):
-            await stream.send("ERROR", errors.expired(
-                f"too old resource version: {item.requested} ({item.compacted})").status())
-            return
-        if isinstance(item, Exception):
-            return  # the client resumes from its last resourceVersion
-        last_rev = item.revision
-        await stream.event(item.type, item.obj, item.prev_obj)
+            wait = min(wait, next_bookmark - now)
+        await sub.wait(wait)

@@ -2,9 +2,12 @@
 
 The API server keeps one WatchCache per resource prefix (e.g. "/registry/pods/").
 Objects are decoded once, here; every subscriber shares the same dicts, so they
-must treat them as read-only. Fan-out is a deque append per subscriber: a
-subscriber whose buffer is full is closed rather than allowed to stall the cache
-(its client re-watches from the last resourceVersion it saw, as with Kubernetes).
+must treat them as read-only. The newest events also carry a memo in which the API
+server keeps each event's encodings, so a line is encoded once for all its watchers
+(upstream's cachingObject); older events drop it to bound memory. Fan-out is a deque
+append per subscriber: a subscriber whose buffer is full is closed rather than allowed
+to stall the cache (its client re-watches from the last resourceVersion it saw, as with
+Kubernetes).
 
 `revision` advances only with events under this prefix (no progress notifications
 in the Store contract), so callers should hand out `revision` as the list
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 Decode = Callable[[bytes, int], dict]
 
 _LIST_PAGE = 5000
+MEMO_WINDOW = 1024  # the newest events keep their encodings (at least a subscriber's buffer)
 _RETRY_MIN, _RETRY_MAX = 0.05, 2.0
 
 
@@ -36,6 +40,9 @@ class CacheEvent:
     obj: dict
     prev_obj: dict | None
     revision: int
+    # per-representation encodings of this event, shared by every watcher that sends it
+    # (the API server fills it); {} while the event is recent, None once it is not
+    memo: dict | None = None
 
 
 class Subscription:
@@ -81,6 +88,31 @@ class Subscription:
         self._cache._unsubscribe(self)
         self._close("closed")
 
+    def drain(self, limit: int) -> list[CacheEvent]:
+        """Up to `limit` events that are ready now (backlog first), without waiting."""
+        out: list[CacheEvent] = []
+        for q in (self._backlog, self._buffer):
+            while q and len(out) < limit:
+                out.append(q.popleft())
+        return out
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._backlog or self._buffer)
+
+    async def wait(self, timeout: float) -> None:
+        """Until an event is ready, the subscription is closed, or `timeout` seconds pass."""
+        if self._backlog or self._buffer or self.closed_reason is not None:
+            return
+        loop = asyncio.get_running_loop()
+        fut = self._waiter = loop.create_future()
+        timer = loop.call_later(max(timeout, 0.0), _resolve, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._waiter = None
+
     def __aiter__(self) -> "Subscription":
         return self
 
@@ -105,6 +137,11 @@ class Subscription:
         self.close()
 
 
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class WatchCache:
     def __init__(self, store: Store, prefix: str, decode: Decode, history: int = 100_000,
                  subscriber_buffer: int = 1000):
@@ -113,6 +150,7 @@ class WatchCache:
         self.decode = decode
         self.history = history
         self.subscriber_buffer = subscriber_buffer
+        self.memo_window = max(MEMO_WINDOW, subscriber_buffer)
         self._objs: dict[str, dict] = {}
         self._keys: list[str] = []              # sorted keys of _objs
         self._events: list[CacheEvent] = []     # history, oldest first
@@ -302,8 +340,11 @@ class WatchCache:
         return obj
 
     def _record(self, cev: CacheEvent) -> None:
+        cev.memo = {}
         self._events.append(cev)
         self._event_revs.append(cev.revision)
+        if len(self._events) > self.memo_window:
+            self._events[-self.memo_window - 1].memo = None   # bounded memory: O(1) per event
         excess = len(self._events) - self.history
         if excess > max(self.history // 4, 1):    # trim in chunks: amortised O(1)
             self._floor = self._event_revs[excess - 1]

@@ -246,3 +246,25 @@ async def test_hub_feeds_several_caches_and_advances_idle_ones(sqlite_store: Sto
     finally:
         await hub.stop()
     assert sub.closed_reason == "stopped"
+
+
+async def test_drain_takes_what_is_ready_and_wait_is_bounded(cache: WatchCache,
+                                                             sqlite_store: Store) -> None:
+    start = cache.revision
+    for i in range(3):
+        await sqlite_store.create(P + f"a/d{i}", cm("a", f"d{i}"))
+    await cache.wait_until(start + 3)
+    sub = cache.subscribe(P, start)          # three events of history as the backlog
+    t0 = time.monotonic()
+    await sub.wait(5.0)                      # something is ready: returns at once
+    assert time.monotonic() - t0 < 4.0
+    assert [e.key for e in sub.drain(2)] == [P + "a/d0", P + "a/d1"]
+    assert [e.key for e in sub.drain(10)] == [P + "a/d2"] and not sub.pending
+    await sub.wait(0.05)                     # nothing comes: the timeout ends the wait
+    assert sub.drain(10) == []
+    waiter = asyncio.create_task(sub.wait(10.0))
+    await sqlite_store.create(P + "a/live", cm("a", "live"))
+    await asyncio.wait_for(waiter, 5.0)      # a live event wakes the waiter
+    assert [e.type for e in sub.drain(10)] == ["ADDED"]
+    sub.close()
+    await asyncio.wait_for(sub.wait(10.0), 1.0)   # closed: never waits
