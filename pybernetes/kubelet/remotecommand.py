@@ -130,8 +130,10 @@ async def start_process(provider: StreamingProvider, r: Request,
 
 async def run_session(proc: StreamProcess, r: Request, channels: Channels,
                       stdin: Callable[[], Awaitable[bytes]] | None,
-                      resizes: "asyncio.Queue[tuple[int, int]] | None") -> dict:
-    """Pump stdio until the process exits; the Status to report."""
+                      resizes: "asyncio.Queue[tuple[int, int]] | None",
+                      gone: asyncio.Event) -> dict:
+    """Pump stdio until the process exits; the Status to report. When the client goes
+    away first (`gone`), the process is killed: nobody is left to talk to it."""
     async def pump(read: Callable[[], Awaitable[bytes]], channel: int) -> None:
         while data := await read():
             await channels.write(channel, data)
@@ -159,14 +161,18 @@ async def run_session(proc: StreamProcess, r: Request, channels: Channels,
         inputs.append(asyncio.create_task(feed()))
     if resizes is not None:
         inputs.append(asyncio.create_task(resize()))
+    waiter, left = asyncio.create_task(proc.wait()), asyncio.create_task(gone.wait())
     try:
-        code = await proc.wait()
-        if outputs:
+        await asyncio.wait({waiter, left}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            await proc.kill()
+        code = await waiter
+        if outputs and not gone.is_set():
             await asyncio.wait(outputs, timeout=DRAIN_AFTER_EXIT)
     finally:
-        for t in outputs + inputs:
+        for t in outputs + inputs + [waiter, left]:
             t.cancel()
-        await asyncio.gather(*outputs, *inputs, return_exceptions=True)
+        await asyncio.gather(*outputs, *inputs, waiter, left, return_exceptions=True)
         await proc.kill()
     return success_status() if code == 0 else exit_status(r.command, code)
 
@@ -207,13 +213,14 @@ async def _serve_websocket(request: web.Request, provider: StreamingProvider,
     channels = _WSChannels(ws, protocol)
     stdin_q: asyncio.Queue[bytes] = asyncio.Queue()
     resizes: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
-    reader = asyncio.create_task(_ws_reader(ws, stdin_q, resizes))
+    gone = asyncio.Event()
+    reader = asyncio.create_task(_ws_reader(ws, stdin_q, resizes, gone))
     try:
         size = await first_size(resizes) if r.tty and protocol in (V5, V4, V3) else None
         proc, status = await start_process(provider, r, size)
         if proc is not None:
             status = await run_session(proc, r, channels, stdin_q.get if r.stdin else None,
-                                       resizes if r.tty else None)
+                                       resizes if r.tty else None, gone)
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -224,7 +231,7 @@ async def _serve_websocket(request: web.Request, provider: StreamingProvider,
 
 
 async def _ws_reader(ws: web.WebSocketResponse, stdin_q: "asyncio.Queue[bytes]",
-                     resizes: "asyncio.Queue[tuple[int, int]]") -> None:
+                     resizes: "asyncio.Queue[tuple[int, int]]", gone: asyncio.Event) -> None:
     try:
         async for msg in ws:
             if msg.type != WSMsgType.BINARY or not msg.data:
@@ -236,8 +243,9 @@ async def _ws_reader(ws: web.WebSocketResponse, stdin_q: "asyncio.Queue[bytes]",
                 _queue_resize(resizes, data)
             elif channel == CLOSE and data[:1] == bytes([STDIN]):
                 stdin_q.put_nowait(b"")
+        gone.set()  # the connection closed (not merely cancelled by us)
     finally:
-        stdin_q.put_nowait(b"")  # the client is gone: no more input
+        stdin_q.put_nowait(b"")  # no more input
 
 
 def _queue_resize(resizes: "asyncio.Queue[tuple[int, int]]", data: bytes) -> None:
@@ -355,7 +363,8 @@ async def _serve_spdy(request: web.Request, provider: StreamingProvider,
             return started.response
         stdin = streams["stdin"].read if "stdin" in streams else None
         try:
-            status = await run_session(proc, r, channels, stdin, resizes if r.tty else None)
+            status = await run_session(proc, r, channels, stdin, resizes if r.tty else None,
+                                       started.session.closed)
         finally:
             if resize_task is not None:
                 resize_task.cancel()

@@ -401,3 +401,34 @@ def test_kubelet_accepts_only_the_api_server(node: Node, tmp_path: Path) -> None
                               str(tmp_path / "n.crt"), str(tmp_path / "n.key"))
     assert get(logs, other) == 403
     assert get(logs, (pki.kubelet_client_crt, pki.kubelet_client_key)) == 200
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if marker.encode() in (d / "cmdline").read_bytes():
+                    found.append(int(d.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_exec_process_ends_when_the_client_leaves(kubectl: Kubectl) -> None:
+    marker = f"left-behind-{os.getpid()}-{os.path.basename(kubectl.binary)}"
+    p = subprocess.Popen([kubectl.binary, "exec", "web", "--", "sh", "-c",
+                          f"echo started; sleep 300; : {marker}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, KUBECONFIG=kubectl.kubeconfig))
+    try:
+        assert p.stdout is not None and p.stdout.readline() == "started\n"
+        assert processes_with(marker)
+    finally:
+        p.kill()
+        p.wait(10)
+    for _ in range(100):
+        if not processes_with(marker):
+            break
+        time.sleep(0.1)
+    assert not processes_with(marker)
