@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -359,7 +360,7 @@ async def test_pods_cannot_reach_the_hosts_loopback(node: Node):
             " && ip route del local 127.0.0.1 dev lo table local"
             f" && ip route add 127.0.0.1/32 via {node.net.gateway} dev eth0"
             f" && {BUSYBOX} ping -c 1 -W 2 {node.net.gateway} >/dev/null"
-            f" && {os.path.realpath(os.sys.executable)} -c 'import socket;"
+            f" && {os.path.realpath(sys.executable)} -c 'import socket;"
             f" socket.socket(2, 2).sendto(b\"sneaky\", (\"127.0.0.1\", {port}))'")
         done = run_in(a, "sh", "-c", script)
         assert done.returncode == 0, done.stderr

@@ -11,7 +11,16 @@ configure them:
 
 The network namespace itself belongs to the runtime (see `netns.py`): `setup` wires
 an existing namespace, `teardown` unwires it and may run after the namespace is gone,
-twice, or in a new process (the CNI result cache is on disk under `state_dir`)."""
+twice, or in a new process (the CNI result cache is on disk under `state_dir`).
+Call teardown *before* removing the namespace when you can (bridge then finds the
+addresses to unmasquerade itself); afterwards still works, via sweep_nat_rules.
+
+hostPorts (portmap's DNAT, hooked for every local destination address) answer on
+127.0.0.1, on the node's addresses including the bridge gateway, from other pods via
+the gateway, and from the pod itself (hairpin). Localhost needs route_localnet on
+the bridge, which portmap sets; the INPUT guard below keeps that from opening the
+node's loopback to pods. The bridge plugin (isGateway) also turns on
+net.ipv4.ip_forward, as any Kubernetes node needs."""
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +31,7 @@ import re
 import shlex
 import shutil
 
-from ..runtime.base import SandboxConfig
+from ..runtime.base import PortMapping, SandboxConfig
 from . import netns
 from .commands import run
 from .cni import CNI, DEFAULT_BIN_DIRS, CNIError, RuntimeConf
@@ -168,7 +177,7 @@ class PodNetwork:
                            capability_args=caps)
 
 
-def port_mapping(p) -> dict:
+def port_mapping(p: PortMapping) -> dict:
     """A CRI PortMapping as the portMappings capability spells it."""
     entry = {"hostPort": p.host_port, "containerPort": p.container_port,
              "protocol": (p.protocol or "TCP").lower()}
