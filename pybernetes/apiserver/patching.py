@@ -24,6 +24,21 @@ def patch_type(content_type: str | None) -> str:
     return kind
 
 
+def touched_fields(kind: str, body: Any) -> frozenset[str] | None:
+    """The top-level fields a patch can change, or None when it may change any.
+
+    A merge or strategic merge patch only puts values at the paths it names (lists
+    merge item by item at the same schema position), so an object that was valid
+    before needs its types and fields checked again only under the patch's top-level
+    keys. A JSON patch (move/copy) or a top-level directive ($patch, $retainKeys)
+    can touch anything."""
+    if kind not in ("merge", "strategic") or not isinstance(body, dict):
+        return None
+    if any(isinstance(k, str) and k.startswith("$") for k in body):
+        return None
+    return frozenset(body)
+
+
 def apply_patch(obj: dict, kind: str, body: Any, schema_name: str) -> dict:
     doc = copy.deepcopy(obj)
     try:

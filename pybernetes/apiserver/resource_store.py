@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection
 
 import orjson
 
@@ -73,6 +73,25 @@ def decode_continue(token: str) -> tuple[int, str]:
     except Exception:
         raise errors.bad_request("continue key is not valid: incorrect encoded start "
                                  "resourceVersion (version meta.k8s.io/v1)")
+
+
+def scoped(obj: dict, only: Collection[str] | None) -> dict:
+    """The object itself, or a shallow view of its top-level fields in `only` (in the
+    object's order, so the first problem found is the one a whole check finds)."""
+    if only is None:
+        return obj
+    return {k: v for k, v in obj.items() if k in only}
+
+
+def unscope(obj: dict, part: dict, only: Collection[str] | None) -> None:
+    """Carry top-level changes made to a view (a null or unknown field dropped) back."""
+    if part is obj or only is None:
+        return
+    for k in only:
+        if k in part:
+            obj[k] = part[k]
+        else:
+            obj.pop(k, None)
 
 
 def _spec_part(obj: dict) -> dict:
@@ -260,8 +279,11 @@ class ResourceStore:
         return errors.invalid(self.s.kind, obj.get("metadata", {}).get("name", ""), causes,
                               self.s.group)
 
-    def check_body(self, obj: Any, namespace: str, name: str | None = None) -> dict:
-        """The request body is an object of this kind for this URL."""
+    def check_body(self, obj: Any, namespace: str, name: str | None = None,
+                   only: Collection[str] | None = None) -> dict:
+        """The request body is an object of this kind for this URL. With `only`, the
+        JSON types are checked under those top-level fields alone (the rest is known good:
+        what a patch did not touch of an object already stored)."""
         if not isinstance(obj, dict):
             raise errors.bad_request(f"the body of the request must be a {self.s.kind} object")
         av, kind = obj.get("apiVersion"), obj.get("kind")
@@ -275,7 +297,7 @@ class ResourceStore:
             raise errors.bad_request(f"the API version in the data ({av}) does not match the "
                                      f"expected API version ({self.s.api_version()})")
         obj["apiVersion"], obj["kind"] = self.s.api_version(), self.s.kind
-        self._check_types(obj)
+        self._check_types(obj, only)
         md = obj.get("metadata")
         if md is None:
             md = obj["metadata"] = {}
@@ -297,18 +319,20 @@ class ResourceStore:
             md["name"] = name
         return obj
 
-    def _check_types(self, obj: dict) -> None:
+    def _check_types(self, obj: dict, only: Collection[str] | None = None) -> None:
         """Wrong JSON types are a 400 before any strategy sees the object, like upstream's
         decoder; JSON nulls decode to Go zero values."""
         from ..machinery import fieldvalidation
         name = schema.definition_name_for(self.s.group, self.s.version, self.s.kind)
         if name is None:
             return
-        problems = fieldvalidation.type_errors(obj, name)
+        part = scoped(obj, only)
+        problems = fieldvalidation.type_errors(part, name)
         if problems:
             raise errors.bad_request(f'{self.s.kind} in version "{self.s.version}" cannot be '
                                      f"handled as a {self.s.kind}: {problems[0]}")
-        fieldvalidation.zero_nulls(obj, name)
+        fieldvalidation.zero_nulls(part, name)
+        unscope(obj, part, only)
 
     def _validate_meta(self, obj: dict, old: dict | None) -> list:
         from ..machinery import validation

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection
 
 from aiohttp import web
 
@@ -18,7 +18,7 @@ from ..machinery.selectors import FieldSelector, LabelSelector
 from . import negotiation, table
 from .negotiation import Target
 from .request_info import RequestInfo
-from .resource_store import Context, ListOptions, ResourceStore
+from .resource_store import Context, ListOptions, ResourceStore, scoped, unscope
 
 if TYPE_CHECKING:
     from .state import APIState
@@ -89,9 +89,10 @@ def check_field_selector(strategy: Strategy, opts: ListOptions) -> None:
 
 
 def field_validation(request: web.Request, strategy: Strategy, obj: Any, raw: bytes | None,
-                     ctx: Context) -> None:
+                     ctx: Context, only: Collection[str] | None = None) -> None:
     """fieldValidation=Strict|Warn|Ignore against the v1.33 schema (Warn by default).
-    Unknown fields are dropped in every mode, as upstream's typed decoding does."""
+    Unknown fields are dropped in every mode, as upstream's typed decoding does.
+    With `only`, just those top-level fields are looked at (see ResourceStore.check_body)."""
     mode = request.query.get("fieldValidation", "Warn")
     if mode not in ("Strict", "Warn", "Ignore"):
         raise errors.bad_request(f"fieldValidation: Invalid value: \"{mode}\": must be one of "
@@ -101,7 +102,9 @@ def field_validation(request: web.Request, strategy: Strategy, obj: Any, raw: by
     name = schema.definition_name_for(strategy.group, strategy.version, strategy.kind)
     if name is None:
         return
-    unknown = fieldvalidation.unknown_fields(obj, name, prune=mode != "Strict")
+    part = scoped(obj, only)
+    unknown = fieldvalidation.unknown_fields(part, name, prune=mode != "Strict")
+    unscope(obj, part, only)
     if mode == "Ignore":
         return
     problems = [f"unknown field {errors.go_quote(p)}" for p in unknown]
@@ -223,9 +226,10 @@ class ResourceHandler:
 
     async def _patch(self, request: web.Request, info: RequestInfo, rs: ResourceStore,
                      ns: str, subresource: str = "") -> web.Response:
-        from .patching import apply_patch, patch_type
+        from .patching import apply_patch, patch_type, touched_fields
         ptype = patch_type(request.headers.get("Content-Type"))
         patch, _raw = await read_body(request, self.api.config.max_request_bytes)
+        touched = touched_fields(ptype, patch)
         ctx = context(request)
         target = negotiation.negotiate(request.headers.get("Accept"))
         name = info.name
@@ -235,8 +239,9 @@ class ResourceHandler:
             if old is None:
                 raise rs._not_found(name)
             patched = apply_patch(old, ptype, patch, schema_name)
-            field_validation(request, rs.s, patched, None, ctx)
-            patched = rs.check_body(patched, ns, name)
+            # the stored object was checked when written: look only where the patch went
+            field_validation(request, rs.s, patched, None, ctx, touched)
+            patched = rs.check_body(patched, ns, name, touched)
             want_rv = patched["metadata"].get("resourceVersion")
             if want_rv and want_rv != old["metadata"].get("resourceVersion"):
                 raise errors.conflict(rs.s.plural, name, errors.STALE_UPDATE, rs.s.group)
