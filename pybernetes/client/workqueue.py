@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from typing import Callable
 
 BASE_DELAY = 0.005   # first retry after 5 ms, as client-go ...
 MAX_DELAY = 60.0     # ... but capped at a minute, not 1000 s: a small cluster heals faster
@@ -15,12 +16,13 @@ QPS, BURST = 10.0, 100  # overall retry rate (client-go's BucketRateLimiter)
 class TokenBucket:
     """Hands out the time at which the next retry may run, `qps` per second after a burst."""
 
-    def __init__(self, qps: float = QPS, burst: int = BURST):
-        self.qps, self.burst = qps, burst
-        self.tokens, self.last = float(burst), time.monotonic()
+    def __init__(self, qps: float = QPS, burst: int = BURST,
+                 clock: Callable[[], float] = time.monotonic):
+        self.qps, self.burst, self.clock = qps, burst, clock
+        self.tokens, self.last = float(burst), clock()
 
     def delay(self) -> float:
-        now = time.monotonic()
+        now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.qps)
         self.last = now
         self.tokens -= 1

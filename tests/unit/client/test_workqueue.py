@@ -126,6 +126,10 @@ async def test_repeated_add_after_keeps_one_earliest_wake_up() -> None:
     assert not q._waiting
 
 
+def _when(q: WorkQueue, key: str) -> float:
+    return q._waiting[key][0]
+
+
 def _pending_delay(q: WorkQueue, key: str) -> float:
     when, _ = q._waiting[key]
     return when - asyncio.get_running_loop().time()
@@ -157,20 +161,23 @@ async def test_default_first_retry_is_five_milliseconds() -> None:
 
 
 async def test_overall_bucket_spaces_retries_of_many_keys() -> None:
-    q = WorkQueue(base_delay=0.001, bucket=TokenBucket(qps=10, burst=2))
+    # the bucket's clock stands still, so only the bucket decides the spacing
+    q = WorkQueue(base_delay=0.001, bucket=TokenBucket(qps=10, burst=2, clock=lambda: 0.0))
     for key in ("a", "b", "c", "d"):
         q.add_rate_limited(key)
     # a and b ride the burst; c and d wait for tokens at 10 per second
-    assert _pending_delay(q, "c") == pytest.approx(0.1, abs=0.02)
-    assert _pending_delay(q, "d") == pytest.approx(0.2, abs=0.02)
+    assert _pending_delay(q, "a") < 0.05 and _pending_delay(q, "b") < 0.05
+    assert _when(q, "d") - _when(q, "c") == pytest.approx(0.1, abs=0.02)
+    assert _when(q, "c") - _when(q, "a") == pytest.approx(0.1 - 0.001, abs=0.02)
     q.shutdown()
 
 
 def test_token_bucket_burst_then_rate() -> None:
-    b = TokenBucket(qps=10, burst=3)
+    now = [100.0]
+    b = TokenBucket(qps=10, burst=3, clock=lambda: now[0])
     assert [b.delay() for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert b.delay() == pytest.approx(0.1, abs=0.01)
-    assert b.delay() == pytest.approx(0.2, abs=0.01)   # reservations queue up
-    b.last -= 10                                        # ten idle seconds later
-    assert b.delay() == 0.0                             # refilled, but only up to burst
+    assert b.delay() == pytest.approx(0.1)
+    assert b.delay() == pytest.approx(0.2)   # reservations queue up
+    now[0] += 10                              # ten idle seconds later
+    assert b.delay() == 0.0                   # refilled, but only up to burst
     assert b.tokens <= 2
