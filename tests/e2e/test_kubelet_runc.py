@@ -14,82 +14,25 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
 from tests import oci_images
-from tests.conftest import Cluster, Kubectl, free_port, kubectl_binary, start_cluster
+from tests.conftest import Kubectl, free_port, kubectl_binary, start_cluster
+from tests.e2e.kubelet_fixtures import (REQUIREMENTS, KubeletProcess, NodeNet, apply,
+                                        container_state, force_cleanup, http_get, pod,
+                                        pod_json, wait_for, wait_node_ready)
 
-REPO = Path(__file__).resolve().parents[2]
-CNI_BRIDGE = "/usr/lib/cni/bridge"
-
-pytestmark = [
-    pytest.mark.kubectl,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the runc runtime needs root"),
-    pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed"),
-    pytest.mark.skipif(not oci_images.have_registry(),
-                       reason="docker-registry or busybox-static is not installed"),
-    pytest.mark.skipif(not os.path.exists(CNI_BRIDGE),
-                       reason="containernetworking-plugins are not installed"),
-]
+pytestmark = REQUIREMENTS
 
 SUBNET = 100 + os.getpid() % 100          # 10.<SUBNET>.0.0/16: this test's pod network
 BRIDGE = f"pyt{os.getpid() % 100000}"
 NODE = f"e2e-runc-{os.getpid()}"
-
-
-def wait_for(what: str, fn: Callable[[], object], timeout: float = 30.0,
-             every: float = 0.2) -> object:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-class KubeletProcess:
-    def __init__(self, cluster: Cluster, root: Path, runtime: str = "runc", node: str = NODE):
-        self.cluster, self.root, self.runtime, self.node = cluster, root, runtime, node
-        self.log_path = root.parent / f"{root.name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pybernetes.cli.main", "kubelet", "--kubeconfig",
-             self.cluster.kubeconfig, "--runtime", self.runtime, "--node-name", self.node,
-             "--root-dir", str(self.root), "--cni-bridge", BRIDGE,
-             "--pod-cidr", f"10.{SUBNET}.250.0/24", "--crash-loop-backoff-max", "2",
-             "--heartbeat-period", "2", "--log-level", "info"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        log.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text()[-5000:]
-        except OSError:
-            return ""
+NET = NodeNet(NODE, BRIDGE, SUBNET)
 
 
 @pytest.fixture(scope="module")
@@ -101,16 +44,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         oci_images.push_image(registry.url, "e2e/busybox", "1", oci_images.busybox_image())
         cluster = start_cluster(tmp / "cluster", components=("controller-manager", "scheduler"),
                                 extra=["--cluster-cidr", f"10.{SUBNET}.0.0/16"])
-        kubelet = KubeletProcess(cluster, tmp / "kubelet")
+        kubelet = KubeletProcess(cluster, tmp / "kubelet", NET)
         kubelet.start()
         binary = kubectl_binary("1.33") or kubectl_binary()
         if binary is None:
             pytest.skip("no kubectl on this machine")
         kc = Kubectl(binary, cluster.kubeconfig)
-        wait_for("the node to be Ready", lambda: "True" in kc.run(
-            "get", "node", NODE, "-o",
-            "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout,
-            timeout=60)
+        wait_node_ready(kc, NODE)
         yield {"tmp": tmp, "registry": registry, "cluster": cluster, "kubelet": kubelet,
                "kubectl": kc, "image": f"{registry.host}/e2e/busybox:1", "seen": {}}
     finally:
@@ -123,53 +63,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         if cluster is not None:
             cluster.stop()
         registry.stop()
-        _force_cleanup(tmp / "kubelet")
-
-
-def _force_cleanup(root: Path) -> None:
-    """Only when a test failed half-way: nothing of ours may outlive the test. The
-    runtime removes what is left (processes, mounts, cgroups, netns, CNI leases)."""
-    import asyncio
-
-    from pybernetes.kubelet.network.pod_network import PodNetwork
-    from pybernetes.kubelet.runtime.runc import RuncRuntime
-
-    async def remove_all() -> None:
-        net = PodNetwork(pod_cidr=f"10.{SUBNET}.0.0/24", state_dir=str(root / "cni"),
-                         bridge=BRIDGE)
-        rt = RuncRuntime(str(root), network=net)
-        for sb in await rt.list_pod_sandboxes():
-            await rt.remove_pod_sandbox(sb.id)
-        for c in await rt.list_containers():
-            await rt.remove_container(c.id)
-    if (root / "runc").is_dir():
-        asyncio.run(remove_all())
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted((p for p in points if p.startswith(str(root))), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True)
-    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
-
-
-def pod_json(kc: Kubectl, name: str) -> dict:
-    p = kc.run("get", "pod", name, "-o", "json", check=False)
-    return json.loads(p.stdout) if p.returncode == 0 else {}
-
-
-def container_state(pod: dict, i: int = 0) -> dict:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return statuses[i] if len(statuses) > i else {}
-
-
-def apply(kc: Kubectl, manifest: dict) -> None:
-    kc("apply", "-f", "-", input=json.dumps(manifest))
-
-
-def pod(name: str, image: str, command: list[str], **spec) -> dict:
-    container = {"name": spec.pop("container_name", "c"), "image": image, "command": command}
-    container.update(spec.pop("container", {}))
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"containers": [container], "terminationGracePeriodSeconds": 2, **spec}}
+        force_cleanup(tmp / "kubelet", NET)
 
 
 def remember(env: dict, p: dict) -> None:
@@ -181,15 +75,6 @@ def remember(env: dict, p: dict) -> None:
                 (s.get("lastState") or {}).get("terminated", {}).get("containerID", "")]:
             if cid:
                 env["seen"][uid].add(cid.split("://", 1)[1])
-
-
-def http_get(url: str) -> str:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=2) as r:
-            return r.read().decode()
-    except OSError:
-        return ""
 
 
 def test_httpd_pod_runs_with_an_ip_and_answers(env: dict) -> None:
@@ -340,7 +225,8 @@ def test_kubelet_restart_keeps_running_containers(env: dict) -> None:
 
 def test_process_runtime_runs_host_processes(env: dict) -> None:
     kc, node = env["kubectl"], f"{NODE}-proc"
-    kubelet = KubeletProcess(env["cluster"], Path(env["tmp"], "kubelet-proc"), "process", node)
+    kubelet = KubeletProcess(env["cluster"], Path(env["tmp"], "kubelet-proc"), NET, "process",
+                             node)
     kubelet.start()
     try:
         wait_for("the process node", lambda: "True" in kc.run(

@@ -1,0 +1,196 @@
+"""Shared pieces of the real-kubelet e2e tests (test_kubelet_runc.py,
+test_kubelet_lifecycle.py): the kubelet as its own process, a module's cluster +
+registry + node, polling, pod manifests and the by-id cleanup of anything a failed
+test left on the machine. Each test module passes its own bridge, subnet and node
+name so two modules never share network state."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests import oci_images
+from tests.conftest import Cluster, Kubectl
+
+REPO = Path(__file__).resolve().parents[2]
+CNI_BRIDGE = "/usr/lib/cni/bridge"
+
+REQUIREMENTS = [
+    pytest.mark.kubectl,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the runc runtime needs root"),
+    pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed"),
+    pytest.mark.skipif(not oci_images.have_registry(),
+                       reason="docker-registry or busybox-static is not installed"),
+    pytest.mark.skipif(not os.path.exists(CNI_BRIDGE),
+                       reason="containernetworking-plugins are not installed"),
+]
+
+
+@dataclass
+class NodeNet:
+    """One test module's node: its name, CNI bridge and 10.<subnet>.0.0/16 network."""
+    node: str
+    bridge: str
+    subnet: int
+    extra: list[str] = field(default_factory=list)   # more kubelet flags
+
+
+def wait_for(what: str, fn: Callable[[], object], timeout: float = 30.0,
+             every: float = 0.2) -> object:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class KubeletProcess:
+    def __init__(self, cluster: Cluster, root: Path, net: NodeNet, runtime: str = "runc",
+                 node: str | None = None):
+        self.cluster, self.root, self.net, self.runtime = cluster, root, net, runtime
+        self.node = node or net.node
+        self.log_path = root.parent / f"{root.name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pybernetes.cli.main", "kubelet", "--kubeconfig",
+             self.cluster.kubeconfig, "--runtime", self.runtime, "--node-name", self.node,
+             "--root-dir", str(self.root), "--cni-bridge", self.net.bridge,
+             "--pod-cidr", f"10.{self.net.subnet}.250.0/24", "--crash-loop-backoff-max", "2",
+             "--heartbeat-period", "2", "--log-level", "info", *self.net.extra],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()[-5000:]
+        except OSError:
+            return ""
+
+
+def wait_node_ready(kc: Kubectl, node: str, timeout: float = 60) -> None:
+    wait_for(f"node {node} to be Ready", lambda: "True" in kc.run(
+        "get", "node", node, "-o",
+        "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout,
+        timeout=timeout)
+
+
+def force_cleanup(root: Path, net: NodeNet) -> None:
+    """Only when a test failed half-way: nothing of ours may outlive the test. The
+    runtime removes what is left (processes, mounts, cgroups, netns, CNI leases)."""
+    import asyncio
+
+    from pybernetes.kubelet.network.pod_network import PodNetwork
+    from pybernetes.kubelet.runtime.runc import RuncRuntime
+
+    async def remove_all() -> None:
+        pod_net = PodNetwork(pod_cidr=f"10.{net.subnet}.0.0/24", state_dir=str(root / "cni"),
+                             bridge=net.bridge)
+        rt = RuncRuntime(str(root), network=pod_net)
+        for sb in await rt.list_pod_sandboxes():
+            await rt.remove_pod_sandbox(sb.id)
+        for c in await rt.list_containers():
+            await rt.remove_container(c.id)
+    if (root / "runc").is_dir():
+        asyncio.run(remove_all())
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(str(root))), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
+
+
+def pod_json(kc: Kubectl, name: str) -> dict:
+    p = kc.run("get", "pod", name, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else {}
+
+
+def container_state(pod: dict, i: int = 0) -> dict:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return statuses[i] if len(statuses) > i else {}
+
+
+def apply(kc: Kubectl, manifest: dict) -> None:
+    kc("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def pod(name: str, image: str, command: list[str], **spec) -> dict:
+    container = {"name": spec.pop("container_name", "c"), "image": image, "command": command}
+    container.update(spec.pop("container", {}))
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [container], "terminationGracePeriodSeconds": 2, **spec}}
+
+
+def in_phase(kc: Kubectl, name: str, phase: str) -> Callable[[], dict | None]:
+    """For wait_for: the pod once it is in this phase."""
+    def check() -> dict | None:
+        p = pod_json(kc, name)
+        return p if (p.get("status") or {}).get("phase") == phase else None
+    return check
+
+
+def container_ids(p: dict) -> set[str]:
+    """Runtime ids of the pod's container instances (current and last), for the
+    teardown checks."""
+    out = set()
+    status = p.get("status") or {}
+    for s in (status.get("containerStatuses") or []) + (
+            status.get("initContainerStatuses") or []):
+        for cid in [s.get("containerID", "")] + [
+                (s.get("lastState") or {}).get("terminated", {}).get("containerID", "")]:
+            if cid:
+                out.add(cid.split("://", 1)[1])
+    return out
+
+
+def processes_with(ids: set[str]) -> list[str]:
+    """Command lines of live processes that name one of these ids."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmdline = open(f"/proc/{d}/cmdline", "rb").read().decode(errors="replace")
+            except OSError:
+                continue
+            if any(i in cmdline for i in ids):
+                found.append(cmdline)
+    return found
+
+
+def http_get(url: str) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=2) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
