@@ -179,6 +179,14 @@ def _real_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crash-loop-backoff-max", type=_seconds, default=300.0, metavar="SECONDS",
                    help="the longest restart (and image pull) back-off; it starts at "
                         "min(10s, this) and doubles (default: %(default)s)")
+    g.add_argument("--crash-loop-backoff-initial", type=_seconds, default=10.0,
+                   metavar="SECONDS",
+                   help="the first restart back-off (upstream: 10s; 1s with its "
+                        "ReduceDefaultCrashLoopBackOffDecay gate) (default: %(default)s)")
+    g.add_argument("--sync-frequency", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="how often each running pod is synced even when nothing about it "
+                        "changed; ConfigMap and Secret changes reach mounted volumes within "
+                        "about this long (default: %(default)s)")
 
 
 def node_configs(args: argparse.Namespace) -> list:
@@ -297,7 +305,9 @@ async def _run_real(args: argparse.Namespace) -> None:
         cluster_domain=args.cluster_domain, image_gc_high=args.image_gc_high_threshold,
         image_gc_low=args.image_gc_low_threshold,
         crash_loop_backoff_max=args.crash_loop_backoff_max,
-        image_pull_backoff_max=args.crash_loop_backoff_max)
+        crash_loop_backoff_initial=args.crash_loop_backoff_initial,
+        image_pull_backoff_max=args.crash_loop_backoff_max,
+        sync_period=max(0.1, args.sync_frequency))
     client = await APIClient.from_kubeconfig(args.kubeconfig, user_agent="pybernetes-kubelet",
                                              connections=args.api_concurrency + 16)
     try:

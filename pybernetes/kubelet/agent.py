@@ -49,6 +49,7 @@ class KubeletOptions:
     image_gc_high: float = 85.0
     image_gc_low: float = 80.0
     crash_loop_backoff_max: float = 300.0
+    crash_loop_backoff_initial: float = 10.0
     image_pull_backoff_max: float = 300.0
     workers: int = 16
     sync_period: float = 10.0            # running pods are synced at least this often
@@ -95,7 +96,8 @@ class Kubelet:
         self.node_informer = Informer(client, NODES, field_selector=f"metadata.name={node.name}")
         self.works: dict[str, PodWork] = {}       # pod uid -> what we know of it
         self.uid_of: dict[str, str] = {}          # pod key -> uid we run for it
-        self.restart_backoff = RestartBackoff(initial=min(10.0, opts.crash_loop_backoff_max),
+        self.restart_backoff = RestartBackoff(initial=min(opts.crash_loop_backoff_initial,
+                                                          opts.crash_loop_backoff_max),
                                               maximum=opts.crash_loop_backoff_max)
         self.pull_backoff = RestartBackoff(initial=min(10.0, opts.image_pull_backoff_max),
                                            maximum=opts.image_pull_backoff_max)
