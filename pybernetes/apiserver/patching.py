@@ -1,11 +1,11 @@
 """Apply a PATCH body of any of the supported patch types to an object."""
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from ..machinery import errors, patch
 from .negotiation import PATCH_TYPES
+from .resource_store import clone
 
 
 def patch_type(content_type: str | None) -> str:
@@ -40,7 +40,7 @@ def touched_fields(kind: str, body: Any) -> frozenset[str] | None:
 
 
 def apply_patch(obj: dict, kind: str, body: Any, schema_name: str) -> dict:
-    doc = copy.deepcopy(obj)
+    doc = clone(obj)
     try:
         if kind == "json":
             if not isinstance(body, list):

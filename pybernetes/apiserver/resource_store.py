@@ -75,6 +75,14 @@ def decode_continue(token: str) -> tuple[int, str]:
                                  "resourceVersion (version meta.k8s.io/v1)")
 
 
+def clone(obj: Any) -> Any:
+    """A private deep copy of a JSON value (an orjson round trip: ~5x faster than deepcopy)."""
+    try:
+        return orjson.loads(orjson.dumps(obj))
+    except TypeError:  # not plain JSON (e.g. an int beyond 64 bits): the slow way
+        return copy.deepcopy(obj)
+
+
 def scoped(obj: dict, only: Collection[str] | None) -> dict:
     """The object itself, or a shallow view of its top-level fields in `only` (in the
     object's order, so the first problem found is the one a whole check finds)."""
@@ -388,31 +396,63 @@ class ResourceStore:
     async def guaranteed_update(self, namespace: str, name: str,
                                 mutate: Callable[[dict | None], Awaitable[dict | None]],
                                 ctx: Context) -> tuple[dict, bool]:
-        """Read-modify-CAS loop. `mutate(current)` returns the new object, or None for
-        "no change"; it raises StatusErrors to refuse. Returns (object, created)."""
+        """Read-modify-CAS loop. `mutate(current)` gets a private copy and returns the new
+        object, or None for "no change"; it raises StatusErrors to refuse. Returns
+        (object, created).
+
+        The first try starts from the watch cache's copy (no hop to the storage thread),
+        as upstream does: the CAS on its mod revision keeps the write correct, and a
+        conflict re-reads from the store. When the cache may lag behind an acknowledged
+        write, only a successful CAS is trusted: a refusal, "no change" or a dry run
+        judged against that copy is decided again from the store."""
         key = self.key(namespace, name)
-        for _ in range(MAX_CAS_RETRIES):
-            kv = await self.store.get(key)
-            current = self.decode(kv.value, kv.mod_revision) if kv else None
-            new = await mutate(copy.deepcopy(current) if current is not None else None)
+        for attempt in range(MAX_CAS_RETRIES):
+            found = self._cached_current(key) if attempt == 0 else None
+            trusted = found is None or found[2]
+            if found is None:
+                kv = await self.store.get(key)
+                found = (self.decode(kv.value, kv.mod_revision), kv.mod_revision, True) \
+                    if kv else None
+            current, mod_rev = (found[0], found[1]) if found is not None else (None, 0)
+            try:
+                new = await mutate(clone(current) if current is not None else None)
+            except errors.StatusError:
+                if trusted:
+                    raise
+                continue
+            if not trusted and (new is None or ctx.dry_run):
+                continue
             if new is None:
                 assert current is not None
-                return current, False
+                return clone(current), False
             if ctx.dry_run:
-                return new, kv is None
+                return new, current is None
             try:
-                if kv is None:
+                if current is None:
                     rev = await self.store.create(key, self.encode(new))
                 elif self._deletes(new):
-                    rev, _ = await self.store.delete(key, expected_rev=kv.mod_revision)
+                    rev, _ = await self.store.delete(key, expected_rev=mod_rev)
                     await self._after_delete(new)
                 else:
-                    rev = await self.store.update(key, self.encode(new), kv.mod_revision)
+                    rev = await self.store.update(key, self.encode(new), mod_rev)
             except (ConflictError, KeyExistsError, KeyNotFoundError):
                 continue
             new["metadata"]["resourceVersion"] = str(rev)
-            return new, kv is None
+            return new, current is None
         raise errors.conflict(self.s.plural, name, errors.STALE_UPDATE, self.s.group)
+
+    def _cached_current(self, key: str) -> tuple[dict, int, bool] | None:
+        """(object, mod revision, current) from the watch cache, where the object is
+        shared (read-only) and `current` says the cache has seen every write acknowledged
+        so far; None: read the store (no cached copy, or a store other API servers write)."""
+        known = self.store.known_revision()
+        if known is None or self.s.virtual_list is not None:
+            return None
+        cached = self.cache.get(key)
+        if cached is None:  # created a moment ago, or gone: the store knows
+            return None
+        return (self.out(cached), int(cached["metadata"]["resourceVersion"]),
+                self.cache.revision >= known)
 
     def _holds(self, obj: dict) -> bool:
         """Does the kind itself keep this object from going (namespace spec.finalizers)?"""
