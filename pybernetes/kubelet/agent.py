@@ -71,14 +71,16 @@ class LazyPodNetwork:
                                   bridge=self.bridge)
             log.info("pod network: bridge %s, podCIDR %s", self.bridge, pod_cidr)
 
-    async def setup(self, netns_path: str, cfg: Any) -> list[str]:
+    async def setup(self, netns_path: str, cfg: Any, sandbox_id: str | None = None
+                    ) -> list[str]:
         if self.net is None:
             raise RuntimeError("the node has no podCIDR yet")
-        return await self.net.setup(netns_path, cfg)
+        return await self.net.setup(netns_path, cfg, sandbox_id=sandbox_id)
 
-    async def teardown(self, netns_path: str, cfg: Any) -> None:
+    async def teardown(self, netns_path: str, cfg: Any, sandbox_id: str | None = None
+                       ) -> None:
         if self.net is not None:
-            await self.net.teardown(netns_path, cfg)
+            await self.net.teardown(netns_path, cfg, sandbox_id=sandbox_id)
 
 
 class Kubelet:

@@ -285,7 +285,11 @@ class RuncRuntime(MonitoredRuntime):
             mount("shm", str(shm), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                   f"mode=1777,size={SHM_SIZE}")
         if self.network is not None and not cfg.host_network:
-            ips = self.network.setup(ns["net"], cfg)
+            # the sandbox id names the CNI attachment: unique, so two attempts of one
+            # pod (or a retried setup) never share a cache entry or an IP lease
+            rec["cni_id"] = sid
+            self._save_sandbox(rec)
+            ips = self.network.setup(ns["net"], cfg, sandbox_id=sid)
             if asyncio.iscoroutine(ips):
                 ips = await ips
             rec["ips"] = list(ips or [])
@@ -307,11 +311,15 @@ class RuncRuntime(MonitoredRuntime):
                                         reason="CreatePodSandboxError")
 
     async def _teardown_sandbox_network(self, rec: dict) -> None:
+        """Also when the netns file is gone (a crash, a reboot): the teardown then
+        still releases the IP lease and the NAT rules the plugins left."""
         netns = rec.get("netns_path")
-        if self.network is None or not netns or not os.path.exists(netns):
+        if self.network is None or not netns:
             return
         cfg = rec["config"]
-        res = self.network.teardown(netns, sandbox_config_from(cfg))
+        # records from before cni_id existed were attached under the default id
+        res = self.network.teardown(netns, sandbox_config_from(cfg),
+                                    sandbox_id=rec.get("cni_id") or None)
         if asyncio.iscoroutine(res):
             await res
 
