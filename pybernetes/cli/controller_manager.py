@@ -25,9 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kubeconfig", required=True, metavar="FILE",
                    help="kubeconfig with the API server's address and credentials")
-    p.add_argument("--leader-elect", action="store_true",
-                   help="run only while holding the kube-system/kube-controller-manager Lease, "
-                        "so several copies can run for high availability")
     p.add_argument("--controllers", default="*", metavar="LIST",
                    help="comma-separated controllers to run: '*' for all, 'foo' to enable, "
                         "'-foo' to disable (default: %(default)s)")
@@ -47,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "podCIDR (default: %(default)s; IPv4,IPv6 for dual stack)")
     p.add_argument("--node-cidr-mask-size", type=int, default=24, metavar="BITS",
                    help="prefix length of each node's IPv4 podCIDR (default: %(default)s)")
-    flags.add_leader_election(p)
+    flags.add_leader_election(p, "kube-controller-manager")
     flags.add_log_level(p)
     p.set_defaults(func=run)
 

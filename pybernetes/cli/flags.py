@@ -95,8 +95,21 @@ def duration(value: str) -> float:
     return sum(float(n) * scale[u] for n, u in parts)
 
 
-def add_leader_election(p: argparse.ArgumentParser) -> None:
-    """--leader-elect-* timing, with upstream's names and defaults."""
+def boolean(s: str) -> bool:
+    """A flag value as Go's flag package reads booleans: true/false, 1/0 (yes/no too)."""
+    if s.lower() in ("true", "1", "yes"):
+        return True
+    if s.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {s!r} (true or false)")
+
+
+def add_leader_election(p: argparse.ArgumentParser, lease: str) -> None:
+    """--leader-elect and its timing, with upstream's names and defaults."""
+    p.add_argument("--leader-elect", type=boolean, nargs="?", const=True, default=True,
+                   metavar="BOOL",
+                   help=f"run only while holding the kube-system/{lease} Lease, so several "
+                        "copies can run for high availability (default: true)")
     p.add_argument("--leader-elect-lease-duration", type=duration, default=15.0,
                    metavar="DURATION",
                    help="how long standbys wait after the leader's last renewal before one "

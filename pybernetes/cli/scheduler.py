@@ -20,27 +20,15 @@ examples:
 """
 
 
-def _bool(s: str) -> bool:
-    if s.lower() in ("true", "1", "yes"):
-        return True
-    if s.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {s!r} (true or false)")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scheduler", help="run the scheduler (binds pods to nodes)",
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kubeconfig", required=True, metavar="FILE",
                    help="kubeconfig with the API server's address and credentials")
-    p.add_argument("--leader-elect", type=_bool, nargs="?", const=True, default=True,
-                   metavar="BOOL",
-                   help="run only while holding the kube-system/kube-scheduler Lease, so "
-                        "several copies can run for high availability (default: true)")
     p.add_argument("--bind-concurrency", type=int, default=32, metavar="N",
                    help="Bindings in flight at once (default: %(default)s)")
-    flags.add_leader_election(p)
+    flags.add_leader_election(p, "kube-scheduler")
     flags.add_log_level(p)
     p.set_defaults(func=run)
 

@@ -17,7 +17,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import OPTIONAL_COMPONENTS, Cluster, Kubectl, start_cluster
+from tests.conftest import (OPTIONAL_COMPONENTS, Cluster, Kubectl, start_cluster,
+                            wait_for)
 
 pytestmark = pytest.mark.kubectl
 NODES = ["e2e-0", "e2e-1", "e2e-2"]
@@ -57,17 +58,6 @@ def pods(cluster: Cluster, ns: str, selector: str = "app=web") -> list[dict]:
     status, body = cluster.json("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")
     assert status == 200, body
     return [p for p in body["items"] if not p["metadata"].get("deletionTimestamp")]
-
-
-def wait_for(what, check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 class Sampler(threading.Thread):

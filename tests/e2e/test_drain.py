@@ -16,11 +16,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, Kubectl, kubectl_binary, start_cluster
+from tests.conftest import Cluster, Kubectl, kubectl_binary, start_cluster, wait_for
 
 pytestmark = pytest.mark.kubectl
 REPO = Path(__file__).resolve().parents[2]
@@ -30,17 +30,6 @@ _MAIN = "import sys; from pybernetes.cli.main import main; sys.exit(main(sys.arg
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, Kubectl
+from tests.conftest import Cluster, Kubectl, wait_for
 
 pytestmark = pytest.mark.kubectl
 REPO = Path(__file__).resolve().parents[2]
@@ -78,16 +78,6 @@ def get_json(kubectl: Kubectl, *args: str) -> dict:
 def condition(obj: dict, type_: str) -> str | None:
     return next((c.get("status") for c in (obj.get("status") or {}).get("conditions") or []
                  if c.get("type") == type_), None)
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def apply_pod(kubectl: Kubectl, name: str, node: str | None = "fake-1",

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, Kubectl
+from tests.conftest import Cluster, Kubectl, wait_for
 
 pytestmark = pytest.mark.kubectl
 REPO = Path(__file__).resolve().parents[2]
@@ -71,16 +70,6 @@ def add_pod(kubectl: Kubectl, ns: str, name: str, cpu: str = "", labels: dict | 
            "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
            "spec": {"containers": [c], "terminationGracePeriodSeconds": 0, **spec}}
     kubectl("apply", "-f", "-", input=json.dumps(pod))
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def placement(kubectl: Kubectl, ns: str) -> dict[str, str]:

@@ -8,13 +8,12 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.conftest import Cluster, Kubectl
+from tests.conftest import Cluster, Kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,17 +46,6 @@ def ns(cluster: Cluster, controller_manager, request) -> str:
     status, body = cluster.json("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
     assert status == 201, body
     return name
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def pod(name: str, cpu: str = "100m", memory: str = "128Mi", cpu_limit: str = "200m",
