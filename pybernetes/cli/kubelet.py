@@ -52,6 +52,7 @@ examples:
 """
 
 RUNTIMES = ("fake", "runc", "process")
+KUBELET_PORT = 10250
 
 
 def _labels(value: str) -> dict[str, str]:
@@ -176,6 +177,20 @@ def _real_flags(p: argparse.ArgumentParser) -> None:
                    help="... and stops under this (default: %(default)s)")
     g.add_argument("--registries", default="", metavar="FILE",
                    help="registry mirrors and credentials, k3s' registries.yaml shape")
+    g.add_argument("--address", default="0.0.0.0", metavar="IP",
+                   help="where the kubelet's server (logs, exec, attach, port-forward for the "
+                        "API server) listens (default: %(default)s)")
+    g.add_argument("--port", type=_port, default=KUBELET_PORT, metavar="PORT",
+                   help="its HTTPS port; 0 picks a free one (default: %(default)s)")
+    g.add_argument("--tls-cert-file", default="", metavar="FILE",
+                   help="its serving certificate, issued by the cluster CA (`pybernetes "
+                        "server` writes one to DATA_DIR/pki); without it the kubelet serves "
+                        "nothing and `kubectl logs/exec` cannot reach its pods")
+    g.add_argument("--tls-private-key-file", default="", metavar="FILE",
+                   help="the key of --tls-cert-file")
+    g.add_argument("--client-ca-file", default="", metavar="FILE",
+                   help="CA of the client certificates it accepts (the API server's "
+                        "kubelet client cert)")
     g.add_argument("--crash-loop-backoff-max", type=_seconds, default=300.0, metavar="SECONDS",
                    help="the longest restart (and image pull) back-off; it starts at "
                         "min(10s, this) and doubles (default: %(default)s)")
@@ -187,6 +202,16 @@ def _real_flags(p: argparse.ArgumentParser) -> None:
                    help="how often each running pod is synced even when nothing about it "
                         "changed; ConfigMap and Secret changes reach mounted volumes within "
                         "about this long (default: %(default)s)")
+
+
+def _port(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {n}")
+    return n
 
 
 def node_configs(args: argparse.Namespace) -> list:
@@ -272,6 +297,21 @@ def _check_real(args: argparse.Namespace) -> str:
         return f"--registries: no such file: {args.registries}"
     if len(args.cni_bridge) > 15:
         return f"--cni-bridge: {args.cni_bridge!r} is longer than 15 characters"
+    return _check_tls(args)
+
+
+def _check_tls(args: argparse.Namespace) -> str:
+    import os
+    if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
+        return "--tls-cert-file and --tls-private-key-file go together"
+    if args.tls_cert_file and not args.client_ca_file:
+        return ("--client-ca-file is needed with --tls-cert-file (the CA of the API "
+                "server's client certificate)")
+    for flag, path in (("--tls-cert-file", args.tls_cert_file),
+                       ("--tls-private-key-file", args.tls_private_key_file),
+                       ("--client-ca-file", args.client_ca_file)):
+        if path and not os.path.isfile(path):
+            return f"{flag}: no such file: {path}"
     return ""
 
 
@@ -308,6 +348,8 @@ async def _run_real(args: argparse.Namespace) -> None:
         crash_loop_backoff_initial=args.crash_loop_backoff_initial,
         image_pull_backoff_max=args.crash_loop_backoff_max,
         sync_period=max(0.1, args.sync_frequency))
+    server = await _start_server(args, runtime)
+    node.kubelet_port = server.port if server is not None else 0
     client = await APIClient.from_kubeconfig(args.kubeconfig, user_agent="pybernetes-kubelet",
                                              connections=args.api_concurrency + 16)
     try:
@@ -319,6 +361,29 @@ async def _run_real(args: argparse.Namespace) -> None:
         await kubelet.run()
     finally:
         await client.close()
+        if server is not None:
+            await server.stop()
+
+
+async def _start_server(args: argparse.Namespace, runtime):
+    """The kubelet's HTTPS server for the API server (logs, exec, attach, port-forward),
+    or None without a serving certificate."""
+    import logging
+
+    from pybernetes.kubelet.runtime_streaming import provider_for
+    from pybernetes.kubelet.server import KubeletServer
+    if not args.tls_cert_file:
+        logging.getLogger(__name__).warning(
+            "no --tls-cert-file: the kubelet serves no logs, exec, attach or port-forward")
+        return None
+    server = KubeletServer(provider_for(runtime), args.address, args.port, args.tls_cert_file,
+                           args.tls_private_key_file, args.client_ca_file)
+    try:
+        await server.start()
+    except OSError as e:
+        raise SystemExit(f"pybernetes kubelet: cannot serve on {args.address}:{args.port}: "
+                         f"{e.strerror or e} (pick another with --port)") from None
+    return server
 
 
 async def _run_fake(args: argparse.Namespace) -> None:

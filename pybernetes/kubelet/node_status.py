@@ -25,7 +25,7 @@ from pybernetes.machinery.errors import StatusError
 log = logging.getLogger(__name__)
 
 LEASE_NAMESPACE = "kube-node-lease"
-KUBELET_PORT = 10250
+KUBELET_PORT = 10250   # upstream's default port of the kubelet's server
 
 # Upstream's node conditions while all is well: type -> (status, reason, message).
 HEALTHY_CONDITIONS = (
@@ -92,6 +92,7 @@ class NodeConfig:
     taints: list[dict] = field(default_factory=list)
     runtime_version: str = ""
     os_image: str = ""
+    kubelet_port: int = 0   # where its server answers (logs, exec, ...); 0: it has none
 
     def node_labels(self) -> dict[str, str]:
         arch = go_arch()
@@ -129,7 +130,7 @@ def node_status(cfg: NodeConfig, boot_id: str, old: dict | None = None) -> dict:
         "conditions": healthy_conditions(old_conds),
         "addresses": [{"type": "InternalIP", "address": cfg.ip},
                       {"type": "Hostname", "address": cfg.name}],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.kubelet_port}},
         "nodeInfo": {"machineID": uuid.uuid5(uuid.NAMESPACE_DNS, cfg.name).hex,
                      "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, cfg.name)),
                      "bootID": boot_id, "kernelVersion": platform.release(),
