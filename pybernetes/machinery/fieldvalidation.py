@@ -11,6 +11,8 @@ import functools
 import json
 from typing import Any
 
+import orjson
+
 from . import schema as sch
 
 # A compiled schema node: ("obj", {prop: node_id}) | ("map", node_id) | ("list", node_id) | ("any",)
@@ -199,38 +201,86 @@ def _json_kind(v: Any) -> str:
     return "object" if isinstance(v, dict) else "null"
 
 
+def _type_ok(t: str, value: Any) -> bool:
+    if t == "string":
+        return isinstance(value, str)
+    if t == "object":
+        return isinstance(value, dict)
+    if t == "array":
+        return isinstance(value, list)
+    if t == "boolean":
+        return isinstance(value, bool)
+    if t == "integer":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            float(value).is_integer()
+    if t == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return True
+
+
+class _TypeNode:
+    """What the type check needs of one schema node, worked out once per node."""
+
+    __slots__ = ("skip", "t", "own", "go", "props", "ap", "items")
+
+    def __init__(self, node: dict):
+        ref = node.get("$ref")
+        self.own = sch.ref_name(ref).rsplit(".", 1)[-1] if ref else ""
+        resolved = sch.resolve(node)
+        t = sch.plain_type(resolved)
+        self.skip = bool(resolved.get("x-kubernetes-preserve-unknown-fields") or
+                         resolved.get("x-kubernetes-int-or-string") or
+                         sch.any_of(resolved) or t is None)
+        self.t = t or ""
+        self.go = _go_type(resolved, t, self.own) if t else ""
+        self.props: dict = resolved.get("properties") or {}
+        ap = resolved.get("additionalProperties")
+        self.ap: dict | None = ap if isinstance(ap, dict) else None
+        items = resolved.get("items")
+        self.items: dict | None = items if isinstance(items, dict) else None
+
+
+_type_nodes: dict[int, _TypeNode] = {}
+
+
+def _type_node(node: dict) -> _TypeNode:
+    # schema nodes live as long as the process (definitions() is cached): id() is stable
+    n = _type_nodes.get(id(node))
+    if n is None:
+        n = _type_nodes[id(node)] = _TypeNode(node)
+    return n
+
+
 def _types(value: Any, node: dict, struct: str, path: str, out: list[str]) -> None:
     """`struct` is the Go struct holding the field at `path` (upstream names the innermost)."""
     if value is None:
         return
-    ref = node.get("$ref")
-    own = sch.ref_name(ref).rsplit(".", 1)[-1] if ref else ""
-    resolved = sch.resolve(node)
-    if resolved.get("x-kubernetes-preserve-unknown-fields") or \
-            resolved.get("x-kubernetes-int-or-string"):
+    n = _type_node(node)
+    if n.skip:
         return
-    t = sch.plain_type(resolved)
-    if sch.any_of(resolved) or t is None:
+    if not _type_ok(n.t, value):
+        out.append(f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                   f"{struct}.{path} of type {n.go}")
         return
-    got = _json_kind(value)
-    ok = {"object": got == "object", "array": got == "array", "string": got == "string",
-          "boolean": got == "bool", "integer": got == "number" and float(value).is_integer(),
-          "number": got == "number"}.get(t, True)
-    if not ok:
-        out.append(f"json: cannot unmarshal {got} into Go struct field {struct}.{path} of type "
-                   f"{_go_type(resolved, t, own)}")
-        return
-    if t == "object" and isinstance(value, dict):
-        props = resolved.get("properties") or {}
-        ap = resolved.get("additionalProperties")
-        inner = own or struct
+    if n.t == "object" and isinstance(value, dict):
+        props, ap = n.props, n.ap
+        inner = n.own or struct
         for k, v in value.items():
-            sub = props.get(k) or (ap if isinstance(ap, dict) else None)
-            if sub is not None:
+            if v is None:
+                continue
+            sub = props.get(k) or ap
+            if sub is None:
+                continue
+            if isinstance(v, (dict, list)):
                 _types(v, sub, inner, f"{path}.{k}" if path else k, out)
-    elif t == "array" and isinstance(value, list):
-        items = resolved.get("items")
-        if isinstance(items, dict):
+                continue
+            sn = _type_node(sub)  # a scalar: checked here, without a call per leaf
+            if not sn.skip and not _type_ok(sn.t, v):
+                out.append(f"json: cannot unmarshal {_json_kind(v)} into Go struct field "
+                           f"{inner}.{f'{path}.{k}' if path else k} of type {sn.go}")
+    elif n.t == "array" and isinstance(value, list):
+        items = n.items
+        if items is not None:
             for v in value:
                 _types(v, items, struct, path, out)
 
@@ -258,40 +308,71 @@ def _go_elem(node: Any) -> str:
     return _GO_SCALAR.get(sch.plain_type(node) or "", "interface {}")
 
 
-_ZERO: dict[str, Any] = {"object": {}, "array": [], "string": "", "integer": 0, "number": 0,
-                         "boolean": False}
-
-
 def zero_nulls(obj: Any, schema_name: str) -> None:
     """Decode JSON nulls like upstream's Go decoder, in place: a null struct field is
     left unset (dropped) and a null list item or map value becomes its type's zero
     value, so strategies never see None where they expect a dict or a string."""
     root = sch.definition(schema_name)
-    if root is not None:
-        _nulls(obj, root)
+    if root is None:
+        return
+    try:  # most objects hold no null at all: one C-speed encode tells (a string may say
+        if b"null" not in orjson.dumps(obj):  # "null": then the walk just finds none)
+            return
+    except TypeError:
+        pass
+    _nulls(obj, root)
+
+
+class _NullNode:
+    """What the null pass needs of one schema node, worked out once per node."""
+
+    __slots__ = ("open", "props", "ap", "items", "zero")
+
+    def __init__(self, node: dict):
+        resolved = sch.resolve(node)
+        self.open = bool(resolved.get("x-kubernetes-preserve-unknown-fields"))
+        self.props: dict = resolved.get("properties") or {}
+        ap = resolved.get("additionalProperties")
+        self.ap: dict | None = ap if isinstance(ap, dict) else None
+        items = resolved.get("items")
+        self.items: dict | None = items if isinstance(items, dict) else None
+        if self.open or resolved.get("x-kubernetes-int-or-string") or sch.any_of(resolved):
+            self.zero: Any = None
+        else:
+            self.zero = _ZERO.get(sch.plain_type(resolved) or "")
+
+
+_null_nodes: dict[int, _NullNode] = {}
+
+
+def _null_node(node: dict) -> _NullNode:
+    n = _null_nodes.get(id(node))
+    if n is None:
+        n = _null_nodes[id(node)] = _NullNode(node)
+    return n
+
+
+_ZERO: dict[str, Any] = {"object": {}, "array": [], "string": "", "integer": 0, "number": 0,
+                         "boolean": False}
 
 
 def _zero(node: dict | None) -> Any:
+    """A fresh zero value of the node's type (None: no zero, leave the null)."""
     if not isinstance(node, dict):
         return None
-    resolved = sch.resolve(node)
-    if resolved.get("x-kubernetes-preserve-unknown-fields") or \
-            resolved.get("x-kubernetes-int-or-string") or sch.any_of(resolved):
-        return None
-    z = _ZERO.get(sch.plain_type(resolved) or "")
+    z = _null_node(node).zero
     return type(z)() if isinstance(z, (dict, list)) else z
 
 
 def _nulls(value: Any, node: dict) -> None:
-    resolved = sch.resolve(node)
-    if resolved.get("x-kubernetes-preserve-unknown-fields"):
+    n = _null_node(node)
+    if n.open:
         return
     if isinstance(value, dict):
-        props = resolved.get("properties") or {}
-        ap = resolved.get("additionalProperties")
+        props, ap = n.props, n.ap
         for k in list(value):
             sub = props.get(k)
-            if sub is None and isinstance(ap, dict):
+            if sub is None and ap is not None:
                 if value[k] is None and (z := _zero(ap)) is not None:
                     value[k] = z
                 sub = ap
@@ -301,8 +382,8 @@ def _nulls(value: Any, node: dict) -> None:
             if sub is not None and isinstance(value[k], (dict, list)):
                 _nulls(value[k], sub)
     elif isinstance(value, list):
-        items = resolved.get("items")
-        if not isinstance(items, dict):
+        items = n.items
+        if items is None:
             return
         for i, v in enumerate(value):
             if v is None and (z := _zero(items)) is not None:

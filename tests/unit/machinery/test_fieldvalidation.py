@@ -1,7 +1,8 @@
 """Unknown/duplicate field detection and JSON type errors against the v1.33 schemas."""
 from __future__ import annotations
 
-from pybernetes.machinery.fieldvalidation import duplicate_fields, type_errors, unknown_fields
+from pybernetes.machinery.fieldvalidation import duplicate_fields, type_errors, unknown_fields, \
+    zero_nulls
 
 POD = "io.k8s.api.core.v1.Pod"
 
@@ -72,3 +73,33 @@ def test_type_errors_name_the_go_struct_and_type():
         "of type []v1.Container"]
     assert type_errors({"spec": {"replicas": 3, "paused": True}},
                        "io.k8s.api.apps.v1.Deployment") == []
+
+
+def test_type_errors_of_scalars_in_maps_lists_and_open_values():
+    pod = {"metadata": {"labels": {"a": 1}, "annotations": {"b": "ok"}},
+           "spec": {"containers": [{"name": "a", "args": ["x", 2], "resources": {
+               "limits": {"cpu": 1, "memory": "1Gi"}}, "ports": [{"containerPort": 8.5}]}],
+               "hostNetwork": "yes", "terminationGracePeriodSeconds": 30.0}}
+    assert type_errors(pod, POD) == [
+        "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels.a of "
+        "type string",
+        "json: cannot unmarshal number into Go struct field Container.spec.containers.args of "
+        "type string",
+        "json: cannot unmarshal number into Go struct field ContainerPort.spec.containers.ports."
+        "containerPort of type int32",
+        "json: cannot unmarshal string into Go struct field PodSpec.spec.hostNetwork of type "
+        "bool"]  # a quantity takes a number; 30.0 is a whole number
+
+
+def test_zero_nulls_decodes_like_go():
+    pod = {"metadata": {"name": None, "labels": {"a": None}},
+           "spec": {"containers": [None, {"name": "c", "args": [None, "x"], "env": None}]},
+           "status": {"conditions": [{"type": "Ready", "lastProbeTime": None,
+                                      "message": "null"}]}}
+    zero_nulls(pod, POD)
+    assert pod == {"metadata": {"labels": {"a": ""}},
+                   "spec": {"containers": [{}, {"name": "c", "args": ["", "x"]}]},
+                   "status": {"conditions": [{"type": "Ready", "message": "null"}]}}
+    untouched = {"metadata": {"annotations": {"note": "null"}}}
+    zero_nulls(untouched, POD)
+    assert untouched == {"metadata": {"annotations": {"note": "null"}}}
