@@ -491,7 +491,8 @@ def judge(scenarios: dict) -> dict:
 
 
 def run(args: argparse.Namespace, sizes: dict, tmp: Path, result: dict, log: Log) -> None:
-    extra = ["--node-name", "bench", "--kubelet-arg", f"fake-nodes={sizes['nodes']}",
+    extra = ["--node-name", "bench", "--kubelet-runtime", "fake",
+             "--kubelet-arg", f"fake-nodes={sizes['nodes']}",
              "--log-level", args.log_level]
     for flag in args.scheduler_arg:
         extra += ["--kube-scheduler-arg", flag]

@@ -40,8 +40,8 @@ examples:
       a second, throwaway cluster beside the first one
   pybernetes server --storage etcd --etcd-endpoints http://127.0.0.1:2379
       keep the cluster state in an existing etcd
-  pybernetes server --kubelet-arg fake-nodes=3
-      three simulated nodes (the fake runtime) instead of one
+  pybernetes server --kubelet-runtime fake --kubelet-arg fake-nodes=3
+      three simulated nodes (the fake runtime: nothing runs) instead of this machine
 
 then, in another terminal:
   export KUBECONFIG=DATA_DIR/admin.kubeconfig
@@ -60,6 +60,7 @@ PASSTHROUGH = {"apiserver": "kube-apiserver-arg",
 # Each component's identity, as upstream names them (user CN, groups).
 IDENTITIES = {"controller-manager": ("system:kube-controller-manager", []),
               "scheduler": ("system:kube-scheduler", [])}
+RUNTIMES = ("runc", "process", "fake")
 FAKE_RUNTIME_NOTE = ("the node uses the fake runtime: pods are simulated (they go Running and "
                      "Ready, nothing is executed); real containers come with the runc runtime")
 
@@ -80,8 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     flags.add_storage(p)
     p.add_argument("--node-name", default=socket.gethostname().lower(), metavar="NAME",
                    help="name of this machine's Node (default: the host name)")
-    p.add_argument("--kubelet-runtime", default="fake", choices=("fake",),
-                   help="container runtime of this machine's node (default: %(default)s)")
+    p.add_argument("--kubelet-runtime", default="", choices=RUNTIMES,
+                   help="how this machine's node runs pods: 'runc' (containers, needs root, "
+                        "runc and the CNI plugins), 'process' (host processes, no isolation) "
+                        "or 'fake' (simulated nodes, nothing runs; --kubelet-arg fake-nodes=N "
+                        "for N of them) (default: runc where it can run, else process)")
     p.add_argument("--cluster-cidr", default="10.42.0.0/16", metavar="CIDR",
                    help="pod IPs come from here, one /24 per node (default: %(default)s)")
     for component, flag in PASSTHROUGH.items():
@@ -96,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = _check_disable(args.disable)
+    problem = _check_disable(args.disable) or _check_runtime(args)
     if problem:
         print(f"pybernetes server: {problem}", file=sys.stderr)
         return 2
@@ -135,9 +139,18 @@ def _run_locked(args: argparse.Namespace, data_dir: str) -> int:
         component_kubeconfigs = _component_kubeconfigs(args, data_dir, pki)
     for path in kubeconfigs:
         ui.step(f"wrote kubeconfig {path}")
-    components = _components(args, data_dir, pki, component_kubeconfigs)
-    if "kubelet" in (c.name for c in components) and args.kubelet_runtime == "fake":
-        ui.warn(FAKE_RUNTIME_NOTE)
+    if "kubelet" not in args.disable and args.kubelet_runtime != "fake":
+        with ui.status("issuing the kubelet's serving certificate"):
+            kubelet_tls = _kubelet_serving_cert(args, pki)
+    else:
+        kubelet_tls = ("", "")
+    components = _components(args, data_dir, pki, component_kubeconfigs, kubelet_tls)
+    if "kubelet" in (c.name for c in components):
+        if args.kubelet_runtime == "fake":
+            ui.warn(FAKE_RUNTIME_NOTE)
+        else:
+            ui.step(f"the node runs pods with the {args.kubelet_runtime} runtime: "
+                    f"{args.runtime_reason}")
     return asyncio.run(_supervise(args, data_dir, pki, components, kubeconfigs[-1], ui))
 
 
@@ -169,7 +182,8 @@ async def _supervise(args, data_dir: str, pki, components: list[Component],
 
 
 def _components(args: argparse.Namespace, data_dir: str, pki,
-                kubeconfigs: dict[str, str]) -> list[Component]:
+                kubeconfigs: dict[str, str],
+                kubelet_tls: tuple[str, str] = ("", "")) -> list[Component]:
     """One Component per child process, in start order, minus --disable'd ones."""
     base = [sys.executable, "-m", "pybernetes.cli.main"]
     env = {"PYTHONPATH": _pythonpath()}
@@ -189,6 +203,14 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
     kubelet = Component("kubelet", base + [
         "kubelet", "--kubeconfig", kubeconfigs["kubelet"], "--runtime", args.kubelet_runtime,
         "--node-name", args.node_name, "--log-level", args.log_level], env)
+    if args.kubelet_runtime != "fake":
+        root = os.path.join(data_dir, "kubelet")
+        logs = "/var/log/pods" if root == "/var/lib/pybernetes/kubelet" else \
+            os.path.join(root, "logs", "pods")
+        kubelet.argv += ["--root-dir", root, "--pod-logs-dir", logs]
+        if kubelet_tls[0]:
+            kubelet.argv += ["--tls-cert-file", kubelet_tls[0], "--tls-private-key-file",
+                             kubelet_tls[1], "--client-ca-file", pki.ca_crt]
     chosen = [c for c in [apiserver, controller_manager, scheduler, kubelet]
               if c.name not in args.disable]
     for c in chosen:
@@ -212,6 +234,46 @@ def _component_kubeconfigs(args: argparse.Namespace, data_dir: str, pki) -> dict
         paths[name] = write_kubeconfig(os.path.join(data_dir, f"{name}.kubeconfig"), url,
                                        _read(pki.ca_crt), _read(crt), _read(key), user=user)
     return paths
+
+
+def _check_runtime(args: argparse.Namespace) -> str:
+    """Pick the node's runtime when none was asked for (saying why in
+    args.runtime_reason); fake-nodes=N only makes sense with simulated nodes."""
+    if not args.kubelet_runtime:
+        args.kubelet_runtime, args.runtime_reason = default_runtime()
+    else:
+        args.runtime_reason = "asked for with --kubelet-runtime"
+    fake_nodes = [a for a in args.kubelet_arg if a.lstrip("-").startswith("fake-nodes")]
+    if fake_nodes and args.kubelet_runtime != "fake":
+        return (f"--kubelet-arg {fake_nodes[0]}: simulated nodes need --kubelet-runtime fake "
+                f"(the {args.kubelet_runtime} runtime runs this machine as one node)")
+    return ""
+
+
+def default_runtime() -> tuple[str, str]:
+    """runc when it can run here (root, runc, the CNI plugins), else process; and why."""
+    import shutil
+
+    from pybernetes.kubelet.network.cni import DEFAULT_BIN_DIRS
+    if os.geteuid() != 0:
+        return "process", "not running as root, which runc needs (no isolation between pods)"
+    if not (shutil.which("runc") or os.path.exists("/usr/sbin/runc")):
+        return "process", "runc is not installed (no isolation between pods)"
+    if not any(os.access(os.path.join(d, "bridge"), os.X_OK) for d in DEFAULT_BIN_DIRS):
+        return "process", (f"the CNI plugins are not installed (looked in "
+                           f"{', '.join(DEFAULT_BIN_DIRS)}; no isolation between pods)")
+    return "runc", "root, with runc and the CNI plugins installed"
+
+
+def _kubelet_serving_cert(args: argparse.Namespace, pki) -> tuple[str, str]:
+    """The kubelet's serving cert from the cluster CA (it has no CA key of its own)
+    for every address the API server may dial it at."""
+    from pybernetes.auth.pki import issue_serving_cert
+    from pybernetes.kubelet.machine import primary_ip
+    hosts = [args.node_name, "localhost", "127.0.0.1", primary_ip()]
+    return issue_serving_cert(pki, args.node_name, hosts,
+                              os.path.join(pki.dir, "kubelet-serving.crt"),
+                              os.path.join(pki.dir, "kubelet-serving.key"))
 
 
 def _check_disable(disabled: list[str]) -> str:

@@ -30,7 +30,8 @@ NEVER_READY = {"fake.pybernetes.io/never-ready": "true"}
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Every component; nodes heartbeat each second and are declared dead after 3 s."""
     c = start_cluster(tmp_path_factory.mktemp("workloads"), components=OPTIONAL_COMPONENTS,
-                      extra=["--node-name", "e2e", "--kubelet-arg", "fake-nodes=3",
+                      extra=["--node-name", "e2e", "--kubelet-runtime", "fake",
+                             "--kubelet-arg", "fake-nodes=3",
                              "--kubelet-arg", "heartbeat-period=0.5",
                              "--kube-controller-manager-arg", "node-monitor-grace-period=3",
                              "--kube-controller-manager-arg", "node-monitor-period=0.5"])
