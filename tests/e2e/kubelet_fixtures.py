@@ -113,9 +113,10 @@ def force_cleanup(root: Path, net: NodeNet) -> None:
     from pybernetes.kubelet.network.pod_network import PodNetwork
     from pybernetes.kubelet.runtime.runc import RuncRuntime
 
+    pod_net = PodNetwork(pod_cidr=f"10.{net.subnet}.0.0/24", state_dir=str(root / "cni"),
+                         bridge=net.bridge)
+
     async def remove_all() -> None:
-        pod_net = PodNetwork(pod_cidr=f"10.{net.subnet}.0.0/24", state_dir=str(root / "cni"),
-                             bridge=net.bridge)
         rt = RuncRuntime(str(root), network=pod_net)
         for sb in await rt.list_pod_sandboxes():
             await rt.remove_pod_sandbox(sb.id)
@@ -127,7 +128,7 @@ def force_cleanup(root: Path, net: NodeNet) -> None:
         points = [line.split()[4] for line in f]
     for point in sorted((p for p in points if p.startswith(str(root))), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True)
-    subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
+    asyncio.run(pod_net.remove_bridge())   # the bridge and its loopback guard rule
 
 
 def pod_json(kc: Kubectl, name: str) -> dict:
