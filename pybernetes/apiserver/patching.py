@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..machinery import errors, patch
+from ..machinery.jsonvalues import clone
 from .negotiation import PATCH_TYPES
-from .resource_store import clone
 
 
 def patch_type(content_type: str | None) -> str:

@@ -16,6 +16,7 @@ import orjson
 from ..admission.chain import Attributes
 from ..api.strategy import Strategy
 from ..machinery import errors, objectmeta, schema
+from ..machinery.jsonvalues import clone
 from ..machinery.selectors import FieldSelector, LabelSelector
 from ..storage.store import CompactedError, ConflictError, KeyExistsError, KeyNotFoundError
 from ..storage.watch_cache import WatchCache
@@ -73,14 +74,6 @@ def decode_continue(token: str) -> tuple[int, str]:
     except Exception:
         raise errors.bad_request("continue key is not valid: incorrect encoded start "
                                  "resourceVersion (version meta.k8s.io/v1)")
-
-
-def clone(obj: Any) -> Any:
-    """A private deep copy of a JSON value (an orjson round trip: ~5x faster than deepcopy)."""
-    try:
-        return orjson.loads(orjson.dumps(obj))
-    except TypeError:  # not plain JSON (e.g. an int beyond 64 bits): the slow way
-        return copy.deepcopy(obj)
 
 
 def scoped(obj: dict, only: Collection[str] | None) -> dict:

@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 from . import schema as sch
+from .jsonvalues import clone
 from .errors import StatusError, bad_request
 
 # ----- JSON patch (RFC 6902) ------------------------------------------------------------------
@@ -259,7 +260,8 @@ def _strategy(strategies: list[str]) -> str:
 def strategic_merge_patch(doc: dict, patch: dict, schema_name: str) -> dict:
     """Apply a strategic merge patch to `doc` (the JSON form of `schema_name`)."""
     try:
-        return _merge_map(doc, copy.deepcopy(patch), _Meta(sch.definition(schema_name)))
+        # the body is consumed by the merge: work on a copy (bodies are JSON: clone is exact)
+        return _merge_map(doc, clone(patch), _Meta(sch.definition(schema_name)))
     except _SMPError as e:
         if e.code == 400:
             raise bad_request(str(e)) from None
