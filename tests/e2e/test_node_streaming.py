@@ -1,0 +1,215 @@
+"""`pybernetes server` with the runc runtime, as a user would run it on one machine, and
+`kubectl logs/exec/port-forward/cp` into its real containers, with the real kubectl
+1.33 (WebSocket) and 1.27 (SPDY/3.1).
+
+The server runs every component; its kubelet uses this test's CNI bridge, cluster
+CIDR and a free port, and serves with the cert the server issued it from the cluster
+CA. A busybox Deployment's pods become Ready; `kubectl logs` (with -f and
+--previous), `exec` (hostname, stdin, exit codes), `port-forward` to httpd in a pod
+and `cp` both ways work through the API server to the kubelet. Deleting everything
+leaves no sandbox, container, netns, mount, veth, lease, guard rule or process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests import oci_images
+from tests.conftest import Kubectl, free_port, kubectl_binary, start_cluster
+from tests.e2e.kubelet_fixtures import (
+    REQUIREMENTS, NodeNet, apply, container_ids, container_state, force_cleanup, http_get,
+    pod, pod_json, processes_with, wait_for, wait_node_ready,
+)
+
+pytestmark = REQUIREMENTS
+
+VERSIONS = ["1.33", "1.27"]
+SUBNET = 20 + os.getpid() % 70           # 10.<SUBNET>.0.0/16, apart from the other modules'
+BRIDGE = f"pys{os.getpid() % 100000}"
+NODE = f"e2e-stream-{os.getpid()}"
+NET = NodeNet(NODE, BRIDGE, SUBNET)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("node-streaming")
+    registry = oci_images.start_registry(tmp / "registry", free_port())
+    cluster = None
+    root = tmp / "server" / "kubelet"
+    try:
+        oci_images.push_image(registry.url, "e2e/busybox", "1", busybox_with_tools())
+        cluster = start_cluster(tmp / "server", components=(
+            "controller-manager", "scheduler", "kubelet"), extra=[
+            "--node-name", NODE, "--kubelet-runtime", "runc",
+            "--cluster-cidr", f"10.{SUBNET}.0.0/16",
+            "--kubelet-arg", f"cni-bridge={BRIDGE}", "--kubelet-arg", f"port={free_port()}",
+            "--kubelet-arg", "heartbeat-period=2", "--kubelet-arg", "crash-loop-backoff-max=2"])
+        binary = kubectl_binary("1.33") or kubectl_binary()
+        if binary is None:
+            pytest.skip("no kubectl on this machine")
+        kc = Kubectl(binary, cluster.kubeconfig)
+        wait_node_ready(kc, NODE)
+        yield {"tmp": tmp, "cluster": cluster, "kubectl": kc, "root": root,
+               "image": f"{registry.host}/e2e/busybox:1", "seen": set()}
+    finally:
+        if cluster is not None:
+            Kubectl(kubectl_binary() or "kubectl", cluster.kubeconfig).run(
+                "delete", "deployments,pods", "--all", "--wait=true", "--timeout=40s",
+                check=False, timeout=60)
+            cluster.stop()
+        registry.stop()
+        force_cleanup(root, NET)
+
+
+def busybox_with_tools() -> oci_images.Image:
+    """The test busybox plus the applets kubectl cp (tar) and these tests (tr) use."""
+    base = oci_images.busybox_base_layer()
+    for applet in ("tar", "tr"):
+        base.symlink(f"bin/{applet}", "busybox")
+    layer = base.build()
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}}
+    return oci_images.Image([layer], config, False)
+
+
+def kubectl(env: dict, version: str) -> Kubectl:
+    binary = kubectl_binary(version)
+    if binary is None:
+        pytest.skip(f"kubectl {version} is not installed")
+    return Kubectl(binary, env["kubectl"].kubeconfig)
+
+
+def ready_pods(kc: Kubectl, selector: str) -> list[dict]:
+    items = json.loads(kc("get", "pods", "-l", selector, "-o", "json"))["items"]
+    return [p for p in items if any(c["type"] == "Ready" and c["status"] == "True"
+                                    for c in (p.get("status") or {}).get("conditions") or [])]
+
+
+def test_server_picks_and_reports_the_runc_node(env: dict) -> None:
+    kc = env["kubectl"]
+    out = env["cluster"].log()
+    assert "the node runs pods with the runc runtime" in out
+    node = json.loads(kc("get", "node", NODE, "-o", "json"))
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("runc://")
+    assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] > 0
+    assert any(a["type"] == "InternalIP" for a in node["status"]["addresses"])
+
+
+def test_deployment_pods_become_ready(env: dict) -> None:
+    kc = env["kubectl"]
+    kc("create", "deployment", "web", "--image", env["image"], "--replicas", "2", "--",
+       "sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && "
+       "exec httpd -f -p 8080 -h /www")
+    kc("rollout", "status", "deployment/web", "--timeout=60s", timeout=70)
+    pods = wait_for("2 Ready web pods", lambda: len(ready_pods(kc, "app=web")) == 2
+                    and ready_pods(kc, "app=web"), 30)
+    for p in pods:
+        assert p["status"]["podIP"].startswith(f"10.{SUBNET}.")
+        assert container_state(p)["containerID"].startswith("runc://")
+        env["seen"] |= container_ids(p)
+    env["web"] = pods[0]["metadata"]["name"]
+
+
+@pytest.fixture(scope="module")
+def talker(env: dict) -> str:
+    """A pod that prints a numbered line every 0.3 s; its first run exits 1, so it
+    has a previous container."""
+    script = ('if [ ! -f /data/ran ]; then touch /data/ran; echo first run; exit 1; fi; '
+              'i=0; while true; do echo line $i; i=$((i+1)); sleep 0.3; done')
+    apply(env["kubectl"], pod("talker", env["image"], ["sh", "-c", script],
+                              volumes=[{"name": "data", "emptyDir": {}}],
+                              container={"volumeMounts": [{"name": "data",
+                                                           "mountPath": "/data"}]}))
+    p = wait_for("talker restarted once and running", lambda: (lambda q: q if container_state(
+        q).get("restartCount") == 1 and "running" in container_state(q).get("state", {})
+        else None)(pod_json(env["kubectl"], "talker")), 60)
+    env["seen"] |= container_ids(p)
+    return "talker"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_logs_follow_and_previous(env: dict, talker: str, version: str) -> None:
+    kc = kubectl(env, version)
+    wait_for("a few lines", lambda: "line 2" in kc("logs", talker), 20)
+    assert kc("logs", talker, "--previous") == "first run\n"
+    assert kc("logs", talker, "--tail=1").startswith("line ")
+    proc = subprocess.Popen([kc.binary, "logs", "-f", "--tail=1", talker],
+                            env=dict(os.environ, KUBECONFIG=kc.kubeconfig),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = int(proc.stdout.readline().split()[1])
+        later = [proc.stdout.readline() for _ in range(3)]
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert [int(line.split()[1]) for line in later] == [first + 1, first + 2, first + 3]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_exec_hostname_stdin_and_exit_codes(env: dict, version: str) -> None:
+    kc, web = kubectl(env, version), env["web"]
+    assert kc("exec", web, "--", "hostname") == f"{web}\n"
+    assert kc("exec", "-i", web, "--", "tr", "a-z", "A-Z", input="from stdin\n") == \
+        "FROM STDIN\n"
+    p = kc.run("exec", web, "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert (p.returncode, p.stdout) == (3, "out\n")
+    assert "err" in p.stderr and "command terminated with exit code 3" in p.stderr
+    p = kc.run("exec", web, "--", "no-such-command", check=False)
+    assert p.returncode != 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_port_forward_to_httpd_in_the_pod(env: dict, version: str) -> None:
+    kc, web = kubectl(env, version), env["web"]
+    local = free_port()
+    proc = subprocess.Popen([kc.binary, "port-forward", f"pod/{web}", f"{local}:8080"],
+                            env=dict(os.environ, KUBECONFIG=kc.kubeconfig),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Forwarding from 127.0.0.1" in proc.stdout.readline()
+        body = wait_for("httpd through the tunnel",
+                        lambda: http_get(f"http://127.0.0.1:{local}/"), 15)
+        assert body == f"hello from {web}\n"
+        assert http_get(f"http://127.0.0.1:{local}/") == body   # a second connection
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_cp_into_and_out_of_the_pod(env: dict, version: str, tmp_path: Path) -> None:
+    kc, web = kubectl(env, version), env["web"]
+    src = tmp_path / "in.txt"
+    src.write_text(f"copied in by kubectl {version}\n" * 100)
+    kc("cp", str(src), f"{web}:/tmp/in.txt")
+    assert kc("exec", web, "--", "cat", "/tmp/in.txt") == src.read_text()
+    kc("cp", f"{web}:/www/index.html", str(tmp_path / "out.html"))
+    assert (tmp_path / "out.html").read_text() == f"hello from {web}\n"
+
+
+def test_teardown_leaves_nothing_behind(env: dict) -> None:
+    kc, root = env["kubectl"], env["root"]
+    for name in ("talker",):
+        env["seen"] |= container_ids(pod_json(kc, name))
+    kc("delete", "deployments,pods", "--all", "--wait=true", timeout=60)
+    wait_for("no sandbox left", lambda: not os.listdir(root / "runc" / "sandboxes"), 20)
+    assert not os.listdir(root / "runc" / "containers")
+    assert not os.listdir(root / "netns")
+    links = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", BRIDGE],
+                                      capture_output=True, text=True).stdout or "[]")
+    assert links == [], links
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if str(root) in line]
+    assert env["seen"] and not processes_with(env["seen"])
+    assert not list((root / "cni" / "ipam").rglob("10.*"))
+    env["cluster"].stop()
+    force_cleanup(root, NET)
+    rules = subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True).stdout
+    assert BRIDGE not in rules
+    assert not os.path.exists(f"/sys/class/net/{BRIDGE}")
+
