@@ -94,23 +94,30 @@ async def test_exec_runs_in_the_container_with_stdin_and_exit_code(pod):
 
 async def test_exec_with_a_terminal_of_the_clients_size(pod):
     rt, cid = pod
+    # input first: runc sizes the container's terminal just after the start, so a
+    # command that asks at once may still see 0x0 (so it is upstream; clients resize)
     proc = await provider_for(rt).exec_stream(
-        cid, ["sh", "-c", "stty size; read x; stty size; echo got $x; exit 3"], tty=True,
-        stdin=True, size=(100, 30))
-    seen = b""
-    deadline = time.monotonic() + 15
-    while b"30 100" not in seen and time.monotonic() < deadline:
-        seen += await asyncio.wait_for(proc.read_stdout(), 15)
+        cid, ["sh", "-c", "read x; stty size; read y; stty size; echo got $x $y; exit 3"],
+        tty=True, stdin=True, size=(100, 30))
+    seen = bytearray()
+
+    async def until(text: bytes) -> None:
+        deadline = time.monotonic() + 15
+        while text not in seen and time.monotonic() < deadline:
+            chunk = await asyncio.wait_for(proc.read_stdout(), 15)
+            if not chunk:
+                break
+            seen.extend(chunk)
+        assert text in seen, bytes(seen)
+    await asyncio.sleep(0.3)
+    await proc.write_stdin(b"a\r")
+    await until(b"30 100")
     await proc.resize(120, 40)
     await asyncio.sleep(0.3)   # runc passes the size on when it sees SIGWINCH
-    await proc.write_stdin(b"hello\r")
-    while b"got hello" not in seen and time.monotonic() < deadline:
-        chunk = await asyncio.wait_for(proc.read_stdout(), 15)
-        if not chunk:
-            break
-        seen += chunk
+    await proc.write_stdin(b"b\r")
+    await until(b"got a b")
     assert await asyncio.wait_for(proc.wait(), 15) == 3
-    assert b"30 100" in seen and b"40 120" in seen and b"got hello" in seen, seen
+    assert b"40 120" in seen, bytes(seen)
 
 
 async def test_killing_an_exec_ends_the_process_in_the_container(pod):
@@ -157,3 +164,22 @@ async def test_attach_follows_the_containers_output(pod, layer):
     ref = await provider.find_container("default", "web", "talker")
     out, _, code = await collect(await provider.attach_stream(ref.container_id, False, False))
     assert out == b"line 1\nline 2\nline 3\n" and code == 0
+
+
+async def test_process_runtime_execs_on_the_host_with_the_containers_env(tmp_path):
+    from pybernetes.kubelet.runtime.process import ProcessRuntime
+    from pybernetes.kubelet.runtime_streaming import ProcessProvider
+    rt = ProcessRuntime(str(tmp_path / "kubelet"))
+    sid = await rt.run_pod_sandbox(sandbox_config("hostpod", tmp_path / "logs"))
+    try:
+        cid = await rt.create_container(sid, container_config(
+            "c", "sleep 100", env=[("GREETING", "hello from the container")]), [])
+        await rt.start_container(cid)
+        provider = provider_for(rt)
+        assert isinstance(provider, ProcessProvider)
+        assert (await provider.find_container("default", "hostpod", "c")).container_id == cid
+        out, _, code = await collect(await provider.exec_stream(
+            cid, ["sh", "-c", "echo $GREETING; exit 4"], tty=False, stdin=False))
+        assert (out, code) == (b"hello from the container\n", 4)
+    finally:
+        await rt.remove_pod_sandbox(sid)
