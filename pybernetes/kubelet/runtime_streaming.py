@@ -96,10 +96,8 @@ def _previous_log_file(log_path: str) -> str:
 
 
 class RuncProvider(RuntimeProvider):
-    """exec through `runc exec`, port-forward inside the pod's network namespace."""
-
-    def __init__(self, runtime):   # a RuncRuntime
-        super().__init__(runtime)
+    """exec through `runc exec`, port-forward inside the pod's network namespace
+    (`runtime` is a RuncRuntime: its runc binary, state root and container dirs)."""
 
     async def exec_stream(self, container_id: str, cmd: list[str], tty: bool,
                           stdin: bool, size: tuple[int, int] | None = None) -> StreamProcess:
