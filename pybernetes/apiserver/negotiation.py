@@ -1,6 +1,7 @@
 """Content negotiation: decode request bodies, choose and encode response forms."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,21 @@ def _media_params(item: str) -> tuple[str, dict[str, str]]:
 
 def negotiate(accept: str | None) -> Target:
     """Pick the first acceptable alternative (clients list them in preference order)."""
+    if not accept:
+        return Target()
+    if len(accept) > 512:  # only short, repeated headers are worth remembering
+        return _negotiate(accept)
+    return _negotiate_cached(accept)
+
+
+@functools.lru_cache(maxsize=256)
+def _negotiate_cached(accept: str) -> Target:
+    """Clients send the same few Accept headers on every request (a Target is frozen;
+    a 406 is raised afresh each time, lru_cache keeps only answers)."""
+    return _negotiate(accept)
+
+
+def _negotiate(accept: str) -> Target:
     if not accept:
         return Target()
     for item in accept.split(","):

@@ -142,12 +142,21 @@ def _check_pairs(pairs: list) -> None:
     return None  # the structure itself is not needed: this pass only looks
 
 
+# one decoder for the first pass (json.loads would build one per call)
+_CHECK_PAIRS = json.JSONDecoder(object_pairs_hook=_check_pairs)
+
+
+def _text(raw: bytes) -> str:
+    """Bytes to text as json.loads does it (UTF-8/16/32 and a BOM detected)."""
+    return raw.decode(json.detect_encoding(raw), "surrogatepass")
+
+
 def duplicate_fields(raw_json: bytes) -> list[str]:
     """Paths of keys that appear twice in one JSON object of the request body."""
     if b'"' not in raw_json:
         return []
     try:  # a cheap pass first: bodies almost never repeat a key
-        json.loads(raw_json, object_pairs_hook=_check_pairs)
+        _CHECK_PAIRS.decode(_text(raw_json))
         return []
     except _HasDuplicates:
         pass

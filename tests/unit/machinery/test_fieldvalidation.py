@@ -59,6 +59,8 @@ def test_duplicate_fields():
     assert duplicate_fields(raw) == ["metadata.name", "spec.containers[0].name"]
     assert duplicate_fields(b'{"a":1}') == []
     assert duplicate_fields(b"a: 1\na: 2\n") == []  # YAML is not handled here
+    assert duplicate_fields('{"a":1,"a":2}'.encode("utf-16")) == ["a"]  # as json.loads reads
+    assert duplicate_fields(b'\xef\xbb\xbf{"a":1,"a":2}') == ["a"]  # after a UTF-8 BOM
 
 
 def test_type_errors_name_the_go_struct_and_type():
