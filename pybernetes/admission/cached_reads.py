@@ -46,6 +46,9 @@ class NamespaceLister:
             return []
         written = self._written.get(namespace)
         recent = written is not None and time.monotonic() - written < FRESH_WINDOW
-        # resourceVersion "0": whatever the cache holds; "": once it has caught up
-        items, _ = await rs.list(namespace, ListOptions(resource_version="" if recent else "0"))
+        if not recent:  # whatever the cache holds (a LIST at resourceVersion "0", without
+            # the list's bookkeeping: this runs a few times for every pod created)
+            return [rs.out(o) for o in rs.cache.list(rs.prefix(namespace))]
+        # resourceVersion "": once the cache has caught up
+        items, _ = await rs.list(namespace, ListOptions(resource_version=""))
         return items
