@@ -28,7 +28,7 @@ from tests.e2e.kubelet_fixtures import (
 pytestmark = REQUIREMENTS
 
 VERSIONS = ["1.33", "1.27"]
-SUBNET = 20 + os.getpid() % 70           # 10.<SUBNET>.0.0/16, apart from the other modules'
+SUBNET = 20 + os.getpid() % 20   # 10.<SUBNET>.0.0/16: not the other modules', nor 10.42/10.43
 BRIDGE = f"pys{os.getpid() % 100000}"
 NODE = f"e2e-stream-{os.getpid()}"
 NET = NodeNet(NODE, BRIDGE, SUBNET)
