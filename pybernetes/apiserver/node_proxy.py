@@ -208,8 +208,16 @@ async def _kubelet_address(h: "ResourceHandler", pod: dict) -> tuple[str, int]:
             break
     if not host:
         raise errors.bad_request(f'node "{node_name}" has no address to reach its kubelet')
-    port = get_path(node, "status", "daemonEndpoints", "kubeletEndpoint", "Port") or \
-        DEFAULT_KUBELET_PORT
+    endpoint = get_path(node, "status", "daemonEndpoints", "kubeletEndpoint") or {}
+    port = endpoint.get("Port", DEFAULT_KUBELET_PORT)
+    if not port:
+        # Upstream would dial 10250 anyway; a node that says it serves nothing (a fake
+        # node, a kubelet without certificates) gets a clear answer and no traffic
+        # to an address that may route off this machine (DESIGN.md §6).
+        raise errors.StatusError(
+            503, "ServiceUnavailable",
+            f'node "{node_name}" serves no kubelet API (its kubelet port is 0: a fake node, '
+            "or a kubelet started without serving certificates)")
     return host, int(port)
 
 

@@ -133,6 +133,9 @@ def test_bound_pod_runs_ready_with_an_ip_from_its_node(kubectl: Kubectl, ready_n
     assert {c["type"]: c["status"] for c in st["conditions"]} == {
         "PodReadyToStartContainers": "True", "Initialized": "True", "Ready": "True",
         "ContainersReady": "True", "PodScheduled": "True"}
+    # a fake node serves no kubelet API: logs get a clear answer, nothing is dialled
+    p = kubectl.run("logs", "web", check=False)
+    assert p.returncode != 0 and 'node "fake-1" serves no kubelet API' in p.stderr
 
 
 def test_scheduled_job_completes(kubectl: Kubectl, ready_nodes):
