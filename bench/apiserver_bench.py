@@ -202,7 +202,11 @@ def run(args: argparse.Namespace, sizes: dict, tmp: Path, result: dict,
         if args.storage == "etcd":
             etcd = start_etcd(tmp / "etcd")
             log(f"etcd at {etcd.url}")
-        server = start_server(tmp / "server", args.storage, etcd.url if etcd else None)
+        # the API server alone: no controllers, scheduler or node competing for the CPU
+        alone = [a for c in ("controller-manager", "scheduler", "kubelet")
+                 for a in ("--disable", c)]
+        server = start_server(tmp / "server", args.storage, etcd.url if etcd else None,
+                              extra=alone)
         runner = Runner(server, etcd.proc.pid if etcd else None, args.resource)
         log(f"server at {server.url}, apiserver pid {runner.pids['apiserver']}, data {tmp}")
         if args.profile:
