@@ -198,10 +198,10 @@ def _real_flags(p: argparse.ArgumentParser) -> None:
                    metavar="SECONDS",
                    help="the first restart back-off (upstream: 10s; 1s with its "
                         "ReduceDefaultCrashLoopBackOffDecay gate) (default: %(default)s)")
-    g.add_argument("--sync-frequency", type=_seconds, default=10.0, metavar="SECONDS",
+    g.add_argument("--sync-frequency", type=_seconds, default=60.0, metavar="SECONDS",
                    help="how often each running pod is synced even when nothing about it "
-                        "changed; ConfigMap and Secret changes reach mounted volumes within "
-                        "about this long (default: %(default)s)")
+                        "changed (upstream's default, 1m); ConfigMap and Secret changes reach "
+                        "mounted volumes within about this long (default: %(default)s)")
 
 
 def _port(value: str) -> int:

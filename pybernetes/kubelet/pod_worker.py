@@ -74,6 +74,7 @@ class PodWork:
     probes: ProbeManager | None = None
     probed: dict[str, str] = field(default_factory=dict)          # name -> container id
     kill: dict[str, tuple[str, float, str]] = field(default_factory=dict)  # failed probes
+    runtime_changed: bool = False    # this sync created or removed a container
 
 
 def _older(rv: str, than: str) -> bool:
@@ -121,8 +122,14 @@ class PodWorker:
             await self._write(w, self._status(w, sb, await self._containers(w.uid)))
             return RETRY
         await self._kill_unhealthy(w)
-        due = await self._sync_containers(w, sb, volumes)
+        # one listing of the runtime's containers per sync unless the sync changed them:
+        # a listing reads every container's state files, so N pods resyncing each
+        # period would otherwise cost O(N^2) file reads
+        w.runtime_changed = False
         containers = await self._containers(w.uid)
+        due = await self._sync_containers(w, sb, volumes, containers)
+        if w.runtime_changed:
+            containers = await self._containers(w.uid)
         self._sync_probes(w, sb, containers)
         st = self._status(w, sb, containers)
         await self._write(w, st)
@@ -326,12 +333,13 @@ class PodWorker:
 
     # -- containers --------------------------------------------------------------------------
 
-    async def _sync_containers(self, w: PodWork, sb: SandboxStatus,
-                               volumes: dict) -> float | None:
+    async def _sync_containers(self, w: PodWork, sb: SandboxStatus, volumes: dict,
+                               containers: list[ContainerStatus]) -> float | None:
+        """Start what should run (init containers first); `containers` is the pod's
+        listing; w.runtime_changed says that it is stale now."""
         pod = w.pod
         spec = pod.get("spec") or {}
         policy = spec.get("restartPolicy") or "Always"
-        containers = await self._containers(w.uid)
         for c in spec.get("initContainers") or []:
             latest, _ = cst.latest_two(containers, c["name"])
             if latest is not None and latest.state == "exited" and latest.exit_code == 0:
@@ -347,6 +355,7 @@ class PodWorker:
                     return left
                 attempt = latest.attempt + 1
             elif latest is not None:   # created, never started (a crash in between)
+                w.runtime_changed = True
                 await self.rt.remove_container(latest.id)
                 attempt = latest.attempt
             return await self._start(w, sb, c, attempt, volumes, containers)
@@ -368,6 +377,7 @@ class PodWorker:
                         continue
                     attempt = latest.attempt + 1
                 else:
+                    w.runtime_changed = True
                     await self.rt.remove_container(latest.id)
                     attempt = latest.attempt
             left = await self._start(w, sb, c, attempt, volumes, containers)
@@ -394,6 +404,7 @@ class PodWorker:
                      volumes: dict, existing: list[ContainerStatus]) -> float | None:
         """Pull, create and start one container instance; seconds to wait on failure."""
         pod, name = w.pod, c["name"]
+        w.runtime_changed = True
         img = await self._image(w, c)
         if isinstance(img, float):
             return img
