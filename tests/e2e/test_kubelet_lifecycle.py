@@ -250,8 +250,10 @@ def test_host_port_answers_on_the_node_loopback(env: dict) -> None:
 
 
 def churn_manifest(env: dict, i: int) -> dict:
-    m = pod(f"churn-{i}", env["image"], ["sleep", "3600"], nodeName=NET.node,
-            terminationGracePeriodSeconds=1)
+    # exits at once on SIGTERM (a bare `sleep` as PID 1 would hold the deletion for the
+    # whole grace period)
+    m = pod(f"churn-{i}", env["image"], ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+            nodeName=NET.node)
     m["metadata"]["labels"] = {"app": "churn"}
     return m
 
@@ -279,7 +281,7 @@ def test_churn_of_50_pods_leaves_nothing_behind(env: dict) -> None:
         got = json.loads(kc("get", "pods", "-l", "app=churn", "-o", "json"))["items"]
         running = [p for p in got if (p.get("status") or {}).get("phase") == "Running"]
         return got if len(running) == CHURN else None
-    pods = wait_for("every churn pod Running", all_running, 90, every=1.0)
+    pods = wait_for("every churn pod Running", all_running, 150, every=1.0)
     uids = {p["metadata"]["uid"] for p in pods}
     ids = set().union(*(container_ids(p) for p in pods))
     ips = {p["status"]["podIP"] for p in pods}
@@ -287,7 +289,7 @@ def test_churn_of_50_pods_leaves_nothing_behind(env: dict) -> None:
     boxes = wait_for("the sandboxes", lambda: (lambda b: b if len(b) == CHURN else None)(
         sandboxes_of(root, uids)), 10)
     kc("delete", "pods", "-l", "app=churn", "--wait=true", timeout=90)
-    wait_for("every churn sandbox gone", lambda: not sandboxes_of(root, uids), 30)
+    wait_for("every churn sandbox gone", lambda: not sandboxes_of(root, uids), 60)
     for sid in boxes:
         assert not (root / "netns" / sid).exists()
         assert not list((root / "cni" / "cache").rglob(f"*{sid}*"))
