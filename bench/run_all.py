@@ -1,7 +1,8 @@
 """Run the API server benchmark on every storage backend, then the control plane
-benchmark (100 fake nodes), then redraw the plots and the tables.
+benchmark (100 fake nodes), then the real kubelet's (runc; it says why and skips
+itself without root, runc or the registry), then redraw the plots and the tables.
 
-    python -m bench.run_all [--quick] [--profile] [--skip-cluster]
+    python -m bench.run_all [--quick] [--profile] [--skip-cluster] [--skip-kubelet]
     (`make bench` runs this)
 
 Each run is its own `python -m bench.<name>` process so one crash cannot take
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--skip-cluster", action="store_true",
-                    help="only the API server benchmark")
+                    help="leave out the control plane benchmark")
+    ap.add_argument("--skip-kubelet", action="store_true",
+                    help="leave out the real kubelet benchmark (runc, needs root)")
     args = ap.parse_args(argv)
     extra = [flag for flag, on in (("--quick", args.quick), ("--profile", args.profile)) if on]
     failed = []
@@ -62,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         rc = run_bounded([sys.executable, "-m", "bench.cluster_bench", *extra])
         if rc != 0:
             failed.append(f"cluster ({rc})")
+    if not args.skip_kubelet:
+        rc = run_bounded([sys.executable, "-m", "bench.kubelet_bench", *extra])
+        if rc != 0:
+            failed.append(f"kubelet ({rc})")
     if failed:
         print(f"benchmark runs failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
