@@ -64,6 +64,20 @@ class MachineNodeConfig(NodeConfig):
 
     ephemeral_storage: int = 0
     memory_bytes: int = 0
+    root_dir: str = ""
+
+    def pressure(self) -> set[str]:
+        """Upstream's default hard eviction signals: memory.available < 100Mi,
+        nodefs.available < 10%; pid.available < 10% of pid_max (upstream sets no PID
+        threshold by default; a node about to run out is worth saying so)."""
+        out = set()
+        if available_memory() < EVICTION_MEMORY:
+            out.add("MemoryPressure")
+        if self.root_dir and disk_free_fraction(self.root_dir) < 0.10:
+            out.add("DiskPressure")
+        if pid_free_fraction() < 0.10:
+            out.add("PIDPressure")
+        return out
 
     def resources(self) -> dict[str, str]:
         out = super().resources()
@@ -78,6 +92,36 @@ class MachineNodeConfig(NodeConfig):
         return out
 
 
+def available_memory(meminfo: str = "/proc/meminfo") -> int:
+    """MemAvailable in bytes (what the kernel could give without swapping)."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 62  # unknown: no pressure claimed
+
+
+def disk_free_fraction(path: str) -> float:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 1.0
+    return st.f_bavail / st.f_blocks if st.f_blocks else 1.0
+
+
+def pid_free_fraction(proc: str = "/proc") -> float:
+    try:
+        with open(f"{proc}/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+        used = sum(1 for d in os.listdir(proc) if d.isdigit())
+    except (OSError, ValueError):
+        return 1.0
+    return 1.0 - used / pid_max if pid_max else 1.0
+
+
 def machine_node_config(name: str, root_dir: str, runtime_version: str, node_ip: str = "",
                         pods: int = 110, labels: dict | None = None,
                         taints: list | None = None) -> MachineNodeConfig:
@@ -86,4 +130,4 @@ def machine_node_config(name: str, root_dir: str, runtime_version: str, node_ip:
         name=name, ip=node_ip or primary_ip(), cpu=str(os.cpu_count() or 1),
         memory=f"{mem // 1024}Ki", pods=pods, labels=dict(labels or {}),
         taints=list(taints or []), runtime_version=runtime_version, os_image=os_image(),
-        ephemeral_storage=disk_bytes(root_dir), memory_bytes=mem)
+        ephemeral_storage=disk_bytes(root_dir), memory_bytes=mem, root_dir=root_dir)

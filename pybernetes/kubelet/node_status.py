@@ -35,6 +35,13 @@ HEALTHY_CONDITIONS = (
     ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
     ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
 )
+# The same conditions under pressure (upstream's wording).
+PRESSURE_CONDITIONS = {
+    "MemoryPressure": ("KubeletHasInsufficientMemory",
+                       "kubelet has insufficient memory available"),
+    "DiskPressure": ("KubeletHasDiskPressure", "kubelet has disk pressure"),
+    "PIDPressure": ("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
+}
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
         "s390x": "s390x"}
 
@@ -107,14 +114,21 @@ class NodeConfig:
         """What pods may use (a real node keeps some back; a fake one all)."""
         return self.resources()
 
+    def pressure(self) -> set[str]:
+        """Conditions under pressure now (MemoryPressure, ...); a fake node has none."""
+        return set()
 
-def healthy_conditions(old: list[dict] | None = None) -> list[dict]:
-    """The four conditions, heartbeat now; a condition keeps its lastTransitionTime
-    while its status does not change."""
+
+def healthy_conditions(old: list[dict] | None = None,
+                       pressure: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+    """The four conditions, heartbeat now, True for those in `pressure`; a condition
+    keeps its lastTransitionTime while its status does not change."""
     now = now_rfc3339()
     before = {c.get("type"): c for c in old or []}
     out = []
     for type_, status, reason, message in HEALTHY_CONDITIONS:
+        if type_ in pressure:
+            status, (reason, message) = "True", PRESSURE_CONDITIONS[type_]
         prev = before.get(type_) or {}
         since = prev.get("lastTransitionTime") if prev.get("status") == status else None
         out.append({"type": type_, "status": status, "reason": reason, "message": message,
@@ -127,7 +141,7 @@ def node_status(cfg: NodeConfig, boot_id: str, old: dict | None = None) -> dict:
     old_conds = ((old or {}).get("status") or {}).get("conditions")
     return {
         "capacity": dict(res), "allocatable": dict(cfg.allocatable()),
-        "conditions": healthy_conditions(old_conds),
+        "conditions": healthy_conditions(old_conds, cfg.pressure()),
         "addresses": [{"type": "InternalIP", "address": cfg.ip},
                       {"type": "Hostname", "address": cfg.name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.kubelet_port}},
