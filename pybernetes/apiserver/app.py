@@ -19,6 +19,7 @@ from ..auth.authz import Authorizer
 from ..machinery import errors
 from . import request_info
 from .rest import ResourceHandler, json_response
+from .serviceaccount_tokens import authenticate_bearer
 from .state import APIState
 
 log = logging.getLogger("pybernetes.apiserver")
@@ -71,7 +72,8 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
 def make_pipeline(authorizer: Authorizer) -> Handler:
     @web.middleware
     async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
-        user = authenticate_x509(request) or ANONYMOUS
+        user = authenticate_x509(request) or \
+            await authenticate_bearer(request, request.app["api"]) or ANONYMOUS
         request["user"] = user
         info = request_info.parse(request.method, request.path, dict(request.query))
         request["info"] = info

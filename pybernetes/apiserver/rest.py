@@ -309,6 +309,9 @@ class ResourceHandler:
         elif sub == "eviction" and rs.s.kind == "Pod":
             from .eviction import handle_eviction
             return await handle_eviction(self, request, info, rs, ns)
+        elif sub == "token" and rs.s.kind == "ServiceAccount":
+            from .serviceaccount_tokens import handle_token_request
+            return await handle_token_request(self, request, info, rs, ns)
         elif sub not in _BASIC_SUBRESOURCES:
             return await self._node_subresource(request, info, rs, ns)
         raise errors.method_not_allowed(verb)
