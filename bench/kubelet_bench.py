@@ -1,6 +1,7 @@
 """The real kubelet (runc): pod startup latency and the kubelet's memory.
 
-    python -m bench.kubelet_bench [--pods 100] [--rate 5] [--profile] [--quick]
+    python -m bench.kubelet_bench [--pods 100] [--rates 2 0] [--profile] [--quick]
+    python -m bench.kubelet_bench --report      # redraw plot + table from kubelet.json
 
 Needs root, runc, Debian's docker-registry and busybox-static, and the CNI plugins
 (says so and exits 0 without them). Starts a registry on 127.0.0.1 with the test
@@ -11,8 +12,8 @@ with a root dir, CNI bridge and pod CIDR of its own. One pod first pulls the ima
 process:
 
 - startup: P pods (`sleep`, one container each) bound directly to the node
-  (spec.nodeName), created at --rate pods/s (0: all at once, 16 in flight). A pod's
-  startup latency is from just before its create request to the watch event that
+  (spec.nodeName), created at each of --rates pods/s (0: all at once, 16 in
+  flight). A pod's startup latency is from just before its create request to the watch event that
   shows every container `running` (upstream's pod startup SLI, image cached); the
   pod's own timestamps (creationTimestamp, startedAt) have whole seconds only, so
   the client's clock is used. Half-way (P/2 pods running) and at P the kubelet's
@@ -30,6 +31,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import math
 import os
 import shutil
 import signal
@@ -214,7 +216,7 @@ def quantile(values: list[float], q: float) -> float | None:
     """Nearest-rank quantile of sorted values."""
     if not values:
         return None
-    i = min(len(values) - 1, max(0, int(round(q * len(values) + 0.5)) - 1))
+    i = min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))
     return round(values[i], 3)
 
 
@@ -279,17 +281,25 @@ def _free_port() -> int:
 # -- report -------------------------------------------------------------------------------
 
 def judge(result: dict) -> dict:
+    """The p99 goal per kind of run: paced creation (the SLI's setting: a steady rate
+    the node can take) and all at once (then the node's throughput sets the tail)."""
     runs = result.get("startup") or []
-    p99 = max((r["p99_s"] for r in runs if r.get("p99_s") is not None), default=None)
+    out = {}
+    for kind, chosen in (("paced", [r for r in runs if r["rate_per_s"]]),
+                         ("all_at_once", [r for r in runs if not r["rate_per_s"]])):
+        p99 = max((r["p99_s"] for r in chosen if r.get("p99_s") is not None), default=None)
+        if chosen:
+            out[f"startup_p99_s_{kind}"] = {
+                "value": p99, "goal": f"< {GOALS['startup_p99_s']}",
+                "met": p99 is not None and p99 < GOALS["startup_p99_s"],
+                "kubernetes_slo_met": p99 is not None and p99 < SLO_P99_S}
     at50 = [r["memory"].get(str(r["pods"] // 2), {}).get("kubelet_rss_mib") for r in runs]
     rss50 = max((m for m in at50 if m is not None), default=None)
-    return {"startup_p99_s": {"value": p99, "goal": f"< {GOALS['startup_p99_s']}",
-                              "met": p99 is not None and p99 < GOALS["startup_p99_s"],
-                              "kubernetes_slo_met": p99 is not None and p99 < SLO_P99_S},
-            "kubelet_rss_mib_50_pods": {"value": rss50,
-                                        "goal": f"< {GOALS['kubelet_rss_mib_50_pods']}",
-                                        "met": rss50 is not None
-                                        and rss50 < GOALS["kubelet_rss_mib_50_pods"]}}
+    out["kubelet_rss_mib_50_pods"] = {"value": rss50,
+                                      "goal": f"< {GOALS['kubelet_rss_mib_50_pods']}",
+                                      "met": rss50 is not None
+                                      and rss50 < GOALS["kubelet_rss_mib_50_pods"]}
+    return out
 
 
 def plot(r: dict, out: Path) -> None:
@@ -299,8 +309,8 @@ def plot(r: dict, out: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     for run in r.get("startup") or []:
         lat = sorted(run["latencies_s"])
-        label = f"{run['rate_per_s'] or 'all at once'} pods/s: p50 {run['p50_s']} s, " \
-                f"p99 {run['p99_s']} s"
+        how = f"{run['rate_per_s']:g} pods/s" if run["rate_per_s"] else "all at once"
+        label = f"{how}: p50 {run['p50_s']} s, p99 {run['p99_s']} s"
         a.plot(lat, [100 * (i + 1) / len(lat) for i in range(len(lat))], label=label)
     a.axvline(GOALS["startup_p99_s"], color="green", ls="--", lw=1, label="goal p99 1 s")
     a.axvline(SLO_P99_S, color="red", ls=":", lw=1, label="Kubernetes SLO p99 5 s")
@@ -356,11 +366,17 @@ def table(r: dict) -> str:
         lines.append(f"| {label} | {mem['kubelet_rss_mib']} MiB | {mem['monitors']} | "
                      f"{mem['monitors_rss_mib']} MiB |")
     v = r["verdict"]
-    s, k = v["startup_p99_s"], v["kubelet_rss_mib_50_pods"]
-    lines += ["", f"Goals: startup p99 {s['value']} s vs < 1 s: "
-              f"{'met' if s['met'] else 'missed'} (Kubernetes SLO 5 s: "
-              f"{'met' if s['kubernetes_slo_met'] else 'missed'}); kubelet RSS with 50 pods "
-              f"{k['value']} MiB vs < 100 MiB: {'met' if k['met'] else 'missed'}."]
+    goals = []
+    for kind, label in (("paced", "paced"), ("all_at_once", "all at once")):
+        s = v.get(f"startup_p99_s_{kind}")
+        if s:
+            goals.append(f"startup p99 ({label}) {s['value']} s vs < 1 s: "
+                         f"{'met' if s['met'] else 'missed'} (Kubernetes SLO 5 s: "
+                         f"{'met' if s['kubernetes_slo_met'] else 'missed'})")
+    k = v["kubelet_rss_mib_50_pods"]
+    goals.append(f"kubelet RSS with 50 pods {k['value']} MiB vs < 100 MiB: "
+                 f"{'met' if k['met'] else 'missed'}")
+    lines += ["", "Goals: " + "; ".join(goals) + "."]
     return "\n".join(lines)
 
 
@@ -382,12 +398,16 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.kubelet_bench")
     ap.add_argument("--pods", type=int, default=100)
-    ap.add_argument("--rates", type=float, nargs="+", default=[5.0, 0.0],
-                    help="pods/s for each startup run (0: all at once); default 5 0")
+    ap.add_argument("--rates", type=float, nargs="+", default=[2.0, 0.0],
+                    help="pods/s for each startup run (0: all at once); default 2 0")
     ap.add_argument("--quick", action="store_true", help="20 pods, one run at 5/s")
     ap.add_argument("--profile", action="store_true", help="py-spy on the kubelet")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--report", action="store_true",
+                    help="only redraw the plot and the table from kubelet.json")
     args = ap.parse_args(argv)
+    if args.report:
+        return report(args.results)
     why = missing()
     if why:
         print(f"kubelet benchmark skipped: {why}", file=sys.stderr)
@@ -413,6 +433,20 @@ def main(argv: list[str] | None = None) -> int:
         plot(result, args.results / "kubelet.png")
         if args.results.resolve() == RESULTS.resolve() and not args.quick:
             update_doc(result)
+    return 0
+
+
+def report(results: Path) -> int:
+    r = json.loads((results / "kubelet.json").read_text())
+    for run in r.get("startup") or []:
+        lat = sorted(run["latencies_s"])
+        run.update({"p50_s": quantile(lat, 0.5), "p90_s": quantile(lat, 0.9),
+                    "p99_s": quantile(lat, 0.99)})
+    r["verdict"] = judge(r)
+    (results / "kubelet.json").write_text(json.dumps(r, indent=1) + "\n")
+    plot(r, results / "kubelet.png")
+    if results.resolve() == RESULTS.resolve():
+        update_doc(r)
     return 0
 
 
