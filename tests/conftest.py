@@ -137,6 +137,10 @@ def start_cluster(data_dir: Path, port: int | None = None, extra: list[str] | No
     port = port or free_port()
     extra = [a for c in OPTIONAL_COMPONENTS if c not in components
              for a in ("--disable", c)] + (extra or [])
+    if "controller-manager" not in components:
+        # no one creates the default ServiceAccount: turn its admission off, as upstream's
+        # integration tests do
+        extra += ["--kube-apiserver-arg", "disable-admission-plugins=ServiceAccount"]
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.out"
     out = open(log_path, "ab")

@@ -52,10 +52,19 @@ class Chain:
             await p.validate(attrs, api)
 
 
-def default_chain() -> Chain:
+def default_chain(disabled: list[str] | tuple[str, ...] = ()) -> Chain:
     """Upstream's order: NamespaceLifecycle first, LimitRanger early (its defaults are
-    what quota counts), ResourceQuota last (it charges only what every other plugin let in)."""
+    what quota counts), then ServiceAccount, ResourceQuota last (it charges only what every
+    other plugin let in)."""
     from .limit_ranger import LimitRanger
     from .namespace_lifecycle import NamespaceLifecycle
     from .resource_quota import ResourceQuota
-    return Chain([NamespaceLifecycle(), LimitRanger(), ResourceQuota()])
+    from .service_account import ServiceAccount
+    plugins: list[Plugin] = [NamespaceLifecycle(), LimitRanger(), ServiceAccount(),
+                             ResourceQuota()]
+    return Chain([p for p in plugins if p.name not in disabled])
+
+
+def plugin_names() -> list[str]:
+    """What --disable-admission-plugins may name."""
+    return [p.name for p in default_chain().plugins]

@@ -23,6 +23,9 @@ class APIServerConfig:
     watch_cache_history: int = 100_000  # events kept per resource for watch resume
     compaction_interval: float = 300.0  # seconds between store compactions
     log_level: str = "info"
+    # e.g. ServiceAccount in API-only test clusters that run no controller-manager (as
+    # upstream's integration tests do)
+    disable_admission_plugins: list[str] = field(default_factory=list)
 
     @property
     def pki_dir(self) -> str:

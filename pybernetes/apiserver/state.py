@@ -33,7 +33,7 @@ class APIState:
         self.config = config
         self.store = store
         self.registry = registry
-        self.admission = admission or default_chain()
+        self.admission = admission or default_chain(config.disable_admission_plugins)
         self.caches: dict[str, WatchCache] = {}
         self.resources: dict[tuple[str, str, str], ResourceStore] = {}
         self.allocators: "Allocators | None" = None

@@ -44,8 +44,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    type=_cidr, help="Service ClusterIPs come from here (default: %(default)s)")
     p.add_argument("--service-node-port-range", default="30000-32767", metavar="LOW-HIGH",
                    type=_port_range, help="NodePorts come from here (default: %(default)s)")
+    p.add_argument("--disable-admission-plugins", default="", metavar="LIST",
+                   type=_admission_plugins,
+                   help="comma-separated admission plugins to turn off (e.g. ServiceAccount)")
     flags.add_log_level(p)
     p.set_defaults(func=run)
+
+
+def _admission_plugins(value: str) -> list[str]:
+    from pybernetes.admission.chain import plugin_names
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in plugin_names()]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown)} (known: "
+                                         f"{', '.join(plugin_names())})")
+    return names
 
 
 def config_from_args(args: argparse.Namespace):
@@ -57,7 +70,8 @@ def config_from_args(args: argparse.Namespace):
         tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
         service_cluster_ip_range=args.service_cluster_ip_range,
-        service_node_port_range=args.service_node_port_range, log_level=args.log_level)
+        service_node_port_range=args.service_node_port_range, log_level=args.log_level,
+        disable_admission_plugins=list(getattr(args, "disable_admission_plugins", None) or []))
     if bool(config.tls_cert_file) != bool(config.tls_private_key_file):
         raise SystemExit("pybernetes apiserver: --tls-cert-file and --tls-private-key-file "
                          "must be given together")
