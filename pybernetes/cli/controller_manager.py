@@ -44,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "podCIDR (default: %(default)s; IPv4,IPv6 for dual stack)")
     p.add_argument("--node-cidr-mask-size", type=int, default=24, metavar="BITS",
                    help="prefix length of each node's IPv4 podCIDR (default: %(default)s)")
+    p.add_argument("--default-local-storage-path", default="", metavar="DIR",
+                   help="where the local-path provisioner keeps volumes on each node "
+                        "(default: /var/lib/pybernetes/storage as root, else "
+                        "~/.local/share/pybernetes/storage)")
     flags.add_leader_election(p, "kube-controller-manager")
     flags.add_log_level(p)
     p.set_defaults(func=run)
@@ -59,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     NodeLifecycleController.monitor_period = args.node_monitor_period
     from pybernetes.controllers.resourcequota import ResourceQuotaController
     ResourceQuotaController.resync_period = args.resource_quota_sync_period
+    from pybernetes.controllers.local_path_provisioner import LocalPathProvisioner
+    LocalPathProvisioner.storage_dir = args.default_local_storage_path
     from pybernetes.controllers import nodeipam
     try:
         nodeipam.parse_cluster_cidrs(args.cluster_cidr, args.node_cidr_mask_size)

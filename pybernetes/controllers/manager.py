@@ -26,9 +26,11 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.endpoints import EndpointsController, EndpointSliceController
     from pybernetes.controllers.garbage_collector import GarbageCollector
     from pybernetes.controllers.job import JobController
+    from pybernetes.controllers.local_path_provisioner import LocalPathProvisioner
     from pybernetes.controllers.namespace import NamespaceController
     from pybernetes.controllers.node_lifecycle import NodeLifecycleController
     from pybernetes.controllers.nodeipam import NodeIPAMController
+    from pybernetes.controllers.persistentvolume import PersistentVolumeBinder
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.resourcequota import ResourceQuotaController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
@@ -37,9 +39,10 @@ def controller_classes() -> dict[str, type[Controller]]:
             "deployment": DeploymentController, "disruption": DisruptionController,
             "endpoints": EndpointsController,
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
-            "job": JobController,
+            "job": JobController, "local-path-provisioner": LocalPathProvisioner,
             "namespace": NamespaceController, "nodeipam": NodeIPAMController,
             "nodelifecycle": NodeLifecycleController,
+            "persistentvolume-binder": PersistentVolumeBinder,
             "replicaset": ReplicaSetController, "resourcequota": ResourceQuotaController,
             "serviceaccount": ServiceAccountController,
             "statefulset": StatefulSetController}

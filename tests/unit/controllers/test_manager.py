@@ -11,15 +11,17 @@ from pybernetes.controllers.namespace import content_conditions
 from pybernetes.controllers.serviceaccount import ca_from_kubeconfig
 
 KNOWN = ["cronjob", "daemonset", "deployment", "disruption", "endpoints", "endpointslice",
-         "garbagecollector", "job", "namespace", "nodeipam", "nodelifecycle", "replicaset",
-         "resourcequota", "serviceaccount", "statefulset"]
+         "garbagecollector", "job", "local-path-provisioner", "namespace", "nodeipam",
+         "nodelifecycle", "persistentvolume-binder", "replicaset", "resourcequota",
+         "serviceaccount", "statefulset"]
 
 
 def test_controllers_flag_star_enable_disable():
     assert select("*", KNOWN) == KNOWN
     assert select("*,-deployment,-endpoints,-cronjob,-daemonset,-disruption", KNOWN) == [
-        "endpointslice", "garbagecollector", "job", "namespace", "nodeipam", "nodelifecycle",
-        "replicaset", "resourcequota", "serviceaccount", "statefulset"]
+        "endpointslice", "garbagecollector", "job", "local-path-provisioner", "namespace",
+        "nodeipam", "nodelifecycle", "persistentvolume-binder", "replicaset", "resourcequota",
+        "serviceaccount", "statefulset"]
     assert select("replicaset", KNOWN) == ["replicaset"]
     assert select("", KNOWN) == KNOWN
     with pytest.raises(ValueError, match="unknown controller"):
