@@ -88,6 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "for N of them) (default: runc where it can run, else process)")
     p.add_argument("--cluster-cidr", default="10.42.0.0/16", metavar="CIDR",
                    help="pod IPs come from here, one /24 per node (default: %(default)s)")
+    p.add_argument("--default-local-storage-path", default="", metavar="DIR",
+                   help="where the local-path StorageClass keeps volumes (as k3s; default: "
+                        "DATA_DIR/storage)")
     for component, flag in PASSTHROUGH.items():
         p.add_argument(f"--{flag}", action="append", default=[], metavar="FLAG=VALUE",
                        help=f"extra flag for the {component} (repeatable, as k3s), e.g. "
@@ -196,6 +199,8 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
     controller_manager = Component("controller-manager", base + [
         "controller-manager", "--kubeconfig", kubeconfigs["controller-manager"],
         "--leader-elect", "--root-ca-file", pki.ca_crt, "--cluster-cidr", args.cluster_cidr,
+        "--default-local-storage-path",
+        args.default_local_storage_path or os.path.join(data_dir, "storage"),
         "--log-level", args.log_level], env)
     scheduler = Component("scheduler", base + [
         "scheduler", "--kubeconfig", kubeconfigs["scheduler"], "--log-level", args.log_level],
