@@ -1,7 +1,10 @@
-"""What every cluster has from its first start: the four standard namespaces and
-the `default/kubernetes` Service (first service IP) with this server as endpoint."""
+"""What every cluster has from its first start: the four standard namespaces, the
+`default/kubernetes` Service (first service IP) with this server as endpoint, and
+(as k3s deploys with every server) the default `local-path` StorageClass served by
+the controller manager's local-path provisioner."""
 from __future__ import annotations
 
+import copy
 import logging
 
 from ..auth.authn import UserInfo
@@ -12,6 +15,12 @@ from .state import APIState
 log = logging.getLogger("pybernetes.apiserver")
 SYSTEM = UserInfo("system:apiserver", ["system:masters", "system:authenticated"])
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+LOCAL_PATH_CLASS = {
+    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+    "metadata": {"name": "local-path",
+                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
+    "volumeBindingMode": "WaitForFirstConsumer"}
 
 
 async def _ensure(api: APIState, group_version_plural: tuple[str, str, str], ns: str,
@@ -54,3 +63,5 @@ async def bootstrap(api: APIState) -> None:
                      "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{"addresses": [{"ip": address}],
                      "ports": [{"name": "https", "port": cfg.secure_port, "protocol": "TCP"}]}]})
+    await _ensure(api, ("storage.k8s.io", "v1", "storageclasses"), "",
+                  copy.deepcopy(LOCAL_PATH_CLASS))
