@@ -12,13 +12,14 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from pybernetes.client.api import NODES, PODS, APIClient
+from pybernetes.client.api import NODES, PODS, PVCS, PVS, APIClient, Resource
 from pybernetes.client.events import EventRecorder
 from pybernetes.client.informer import Informer
 from pybernetes.client.leader_election import LeaderElector
 from pybernetes.machinery.errors import StatusError
 from pybernetes.scheduler.cache import Cache, PodInfo, pod_key
 from pybernetes.scheduler.framework import Framework, Result
+from pybernetes.scheduler.plugins.volume_binding import VolumeBinding, VolumeListers
 from pybernetes.scheduler.queue import SchedulingQueue
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 SCHEDULER_NAME = "default-scheduler"
 LEASE_NAME = "kube-scheduler"
 TERMINAL = ("Succeeded", "Failed")
+STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False)
 
 
 def assigned(pod: dict) -> bool:
@@ -75,9 +77,30 @@ class Scheduler:
         self.node_informer = Informer(client, NODES)
         self.pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.node_informer.add_handler(self._node_added, self._node_updated, self._node_deleted)
+        self._volume_informers()
         self.binds = asyncio.Semaphore(bind_concurrency)
         self.tasks: set[asyncio.Task] = set()
         self.bound = 0
+
+    def _volume_informers(self) -> None:
+        """Claims, volumes and classes for VolumeBinding; any change may let a pod fit."""
+        self.pvc_informer = Informer(self.client, PVCS)
+        self.pv_informer = Informer(self.client, PVS)
+        self.sc_informer = Informer(self.client, STORAGECLASSES)
+        self.volume_binding = next((p for p in self.framework.plugins
+                                    if isinstance(p, VolumeBinding)), None)
+        if self.volume_binding is not None:
+            pvcs, pvs, classes = self.pvc_informer, self.pv_informer, self.sc_informer
+            self.volume_binding.listers = VolumeListers(
+                pvc=pvcs.get, pv=lambda name: pvs.get(None, name), pvs=pvs.list,
+                storage_class=lambda name: classes.get(None, name), classes=classes.list)
+
+        def changed(*_: Any) -> None:
+            if self.volume_binding is not None:
+                self.volume_binding.claim_changed()
+            self.queue.move_all()
+        for inf in (self.pvc_informer, self.pv_informer, self.sc_informer):
+            inf.add_handler(changed, changed, changed)
 
     # ----- informer handlers: only bookkeeping, never I/O -----
     def _mine(self, pod: dict) -> bool:
@@ -142,12 +165,14 @@ class Scheduler:
 
     # ----- the loop -----
     async def run(self) -> None:
-        await self.pod_informer.start()
-        await self.node_informer.start()
+        informers = (self.pod_informer, self.node_informer, self.pvc_informer,
+                     self.pv_informer, self.sc_informer)
+        for inf in informers:
+            await inf.start()
         housekeeping = asyncio.ensure_future(self._housekeeping())
         try:
-            await self.pod_informer.wait_synced()
-            await self.node_informer.wait_synced()
+            for inf in informers:
+                await inf.wait_synced()
             log.info("scheduler started: %d nodes, %d pending pods",
                      len(self.cache.nodes), len(self.queue))
             await self._loop()
@@ -156,8 +181,8 @@ class Scheduler:
             self.queue.shutdown()
             for t in list(self.tasks):
                 t.cancel()
-            await self.pod_informer.stop()
-            await self.node_informer.stop()
+            for inf in informers:
+                await inf.stop()
 
     async def _loop(self) -> None:
         n = 0
@@ -204,6 +229,8 @@ class Scheduler:
                 "metadata": {"name": md["name"], "namespace": md["namespace"],
                              "uid": md.get("uid")},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        if not await self._pre_bind(pi, node):
+            return
         async with self.binds:
             try:
                 await self.client.post(self.PODS, md["name"], "binding", body,
@@ -217,6 +244,25 @@ class Scheduler:
         log.info("bound %s to %s", pi.key, node)
         self.recorder.event(_ref(pi.pod), "Normal", "Scheduled",
                             f"Successfully assigned {pi.key} to {node}")
+
+    async def _pre_bind(self, pi: PodInfo, node: str) -> bool:
+        """VolumeBinding's PreBind: the pod's claims bound on `node` first (bounded wait)."""
+        vbp = self.volume_binding
+        if vbp is None or not (pi.pod.get("spec") or {}).get("volumes"):
+            return True
+        node_obj = self.node_informer.get(None, node) or {"metadata": {"name": node}}
+        try:
+            why = await vbp.pre_bind(self.client, pi.pod, node_obj)
+        except StatusError as e:
+            why = str(e)
+        if why is None:
+            return True
+        self.cache.forget(pi.key)
+        log.warning("binding volumes of %s on %s failed: %s", pi.key, node, why)
+        self.queue.failed(pi.key, unschedulable=False)
+        self.recorder.event(_ref(pi.pod), "Warning", "FailedScheduling",
+                            f"running PreBind plugin \"VolumeBinding\": {why}")
+        return False
 
     def _bind_failed(self, pi: PodInfo, err: Exception) -> None:
         self.cache.forget(pi.key)

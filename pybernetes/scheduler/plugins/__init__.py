@@ -14,5 +14,7 @@ def default_plugins() -> list[Plugin]:
     from pybernetes.scheduler.plugins.node_unschedulable import NodeUnschedulable
     from pybernetes.scheduler.plugins.pod_topology_spread import PodTopologySpread
     from pybernetes.scheduler.plugins.taint_toleration import TaintToleration
+    from pybernetes.scheduler.plugins.volume_binding import VolumeBinding
     return [NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(), NodePorts(),
-            NodeResourcesFit(), PodTopologySpread(), InterPodAffinity(), BalancedAllocation()]
+            NodeResourcesFit(), VolumeBinding(), PodTopologySpread(), InterPodAffinity(),
+            BalancedAllocation()]
