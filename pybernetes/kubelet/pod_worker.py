@@ -37,6 +37,7 @@ from pybernetes.kubelet.pod_volumes import (docker_config, pod_dir, setup_volume
                                             teardown_volumes)
 from pybernetes.kubelet.runtime.base import (ContainerRuntimeError, ContainerStatus,
                                              PortMapping, SandboxConfig, SandboxStatus)
+from pybernetes.kubelet.token_manager import TokenKey, TokenManager
 from pybernetes.kubelet.volumes.errors import VolumeError
 from pybernetes.machinery.errors import StatusError
 
@@ -89,6 +90,7 @@ class PodWorker:
         self.k = kubelet
         self.rt = kubelet.runtime
         self._image_ids: dict[str, str] = {}
+        self.tokens = TokenManager(self._request_token)
 
     # -- sync ----------------------------------------------------------------------------
 
@@ -261,19 +263,18 @@ class PodWorker:
         return pvc, (await self._get(PVS, vol, None) if vol else None)
 
     def _token_provider(self, pod: dict):
+        """Projected serviceAccountToken sources: bound to the pod, cached and refreshed
+        at 80% of their lifetime by the token manager."""
         md, spec = pod["metadata"], pod.get("spec") or {}
         sa = spec.get("serviceAccountName") or "default"
 
         async def token(audience: str, seconds: int) -> str:
-            body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                    "spec": {"audiences": [audience] if audience else [],
-                             "expirationSeconds": seconds,
-                             "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
-                                                "name": md["name"], "uid": md["uid"]}}}
-            out = await self.k.client.post(SERVICEACCOUNTS, sa, "token", body,
-                                           namespace=md.get("namespace"))
-            return (out.get("status") or {}).get("token", "")
+            return await self.tokens.get(TokenKey(md.get("namespace") or "default", sa,
+                                                  audience, seconds, md["name"], md["uid"]))
         return token
+
+    async def _request_token(self, namespace: str, sa: str, body: dict) -> dict:
+        return await self.k.client.post(SERVICEACCOUNTS, sa, "token", body, namespace=namespace)
 
     async def _pull_auth(self, pod: dict) -> list[dict]:
         ns = pod["metadata"].get("namespace")
@@ -707,6 +708,7 @@ class PodWorker:
         for c in await self._containers(w.uid):   # any left without a sandbox
             await self.rt.remove_container(c.id)
         await asyncio.to_thread(teardown_volumes, self.k.pods_dir, w.uid)
+        self.tokens.forget_pod(w.uid)
         if not w.torn_down:
             log.info("pod %s (%s): torn down", w.key, w.uid)
         w.torn_down = True
