@@ -21,6 +21,7 @@ from pybernetes.kubelet.volumes.projection import TokenProvider, volume_payload
 PLUGIN_DIRS = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io~configmap",
                "secret": "kubernetes.io~secret", "downwardAPI": "kubernetes.io~downward-api",
                "projected": "kubernetes.io~projected"}
+LOCAL_PATH_PROVISIONER = "rancher.io/local-path"
 ClaimLookup = Callable[[str, str], Awaitable[tuple[dict | None, dict | None]]]
 
 
@@ -61,8 +62,18 @@ async def _claim(name: str, src: dict, md: dict, claims: ClaimLookup | None) -> 
         raise VolumeError(name, "persistentVolumeClaim volumes are not available here")
     pvc, pv = await claims(ns, claim)
     path, type_, readonly = local.pv_path(name, pvc, pv, claim, ns)
+    if _local_path_provisioned(pv) and not os.path.lexists(path):
+        # the local-path provisioner runs off-node: its volume's directory is made here,
+        # world-writable like its helper pod's `mkdir -m 0777`, for non-root pods
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, 0o777)
     local.check_host_path(name, path, type_ or "DirectoryOrCreate")
     return VolumePath(path, readonly=readonly or bool(src.get("readOnly")))
+
+
+def _local_path_provisioned(pv: dict | None) -> bool:
+    ann = ((pv or {}).get("metadata") or {}).get("annotations") or {}
+    return ann.get("pv.kubernetes.io/provisioned-by") == LOCAL_PATH_PROVISIONER
 
 
 async def _projected(name: str, vol: dict, pod: dict, base: str, lookup: ObjectLookup,
