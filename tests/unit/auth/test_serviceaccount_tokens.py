@@ -78,7 +78,8 @@ def test_signed_token_is_rs256_with_the_key_id_and_verifies():
         sat.bound_claims(SA, list(sat.API_AUDIENCES), 600), iss="https://elsewhere"))),
     ("garbled", lambda: "not.a.jwt"),
     ("hs256 with the public key", lambda: jwt.encode(
-        sat.bound_claims(SA, list(sat.API_AUDIENCES), 600), "a-shared-secret-long-enough-for-hs256", algorithm="HS256")),
+        sat.bound_claims(SA, list(sat.API_AUDIENCES), 600), "a-shared-secret-long-enough-for-hs256",
+        algorithm="HS256")),
 ])
 def test_verify_refuses(why, claims_or_token):
     with pytest.raises(sat.InvalidToken):
