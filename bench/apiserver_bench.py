@@ -205,6 +205,8 @@ def run(args: argparse.Namespace, sizes: dict, tmp: Path, result: dict,
         # the API server alone: no controllers, scheduler or node competing for the CPU
         alone = [a for c in ("controller-manager", "scheduler", "kubelet")
                  for a in ("--disable", c)]
+        # nothing creates the default ServiceAccount pods would need
+        alone += ["--kube-apiserver-arg", "disable-admission-plugins=ServiceAccount"]
         server = start_server(tmp / "server", args.storage, etcd.url if etcd else None,
                               extra=alone)
         runner = Runner(server, etcd.proc.pid if etcd else None, args.resource)

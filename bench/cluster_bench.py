@@ -264,8 +264,15 @@ async def wait_nodes(api: Api, nodes: int, log: Log, timeout: float = 180.0) -> 
 
 
 async def namespace(api: Api, name: str) -> None:
+    """A new namespace, once its default ServiceAccount exists (pods need it)."""
     await api.request("POST", "/api/v1/namespaces",
                       {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    for _ in range(100):   # the serviceaccount controller's work: bounded at 10 s
+        try:
+            await api.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default")
+            return
+        except RuntimeError:
+            await asyncio.sleep(0.1)
 
 
 async def scenario_pods(api: Api, count: int, log: Log) -> dict:
