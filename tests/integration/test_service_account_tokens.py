@@ -221,3 +221,34 @@ def test_automount_false_and_missing_accounts(cluster: Cluster, kubectl: Kubectl
     assert status == 403
     assert body["message"] == ('pods "orphan" is forbidden: error looking up service account '
                                'default/ghost: serviceaccount "ghost" not found')
+
+
+def test_legacy_token_secrets_are_filled_and_die_with_their_account(
+        cluster: Cluster, kubectl: Kubectl, tmp_path: Path) -> None:
+    kubectl("create", "serviceaccount", "legacy")
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "legacy-token",
+                     "annotations": {"kubernetes.io/service-account.name": "legacy"}}}))
+    url = "/api/v1/namespaces/default/secrets/legacy-token"
+    secret = wait_for("the tokens controller to fill the secret", lambda: (
+        lambda s: s if {"token", "ca.crt", "namespace"} <= set(s.get("data") or {}) else None)(
+        cluster.json("GET", url)[1]))
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["namespace"] == "default"
+    assert data["ca.crt"] == (cluster.data_dir / "pki" / "ca.crt").read_text()
+    assert secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"] == \
+        sa_uid(cluster, "default", "legacy")
+    assert claims_of(data["token"]) == {
+        "iss": "kubernetes/serviceaccount",
+        "kubernetes.io/serviceaccount/namespace": "default",
+        "kubernetes.io/serviceaccount/secret.name": "legacy-token",
+        "kubernetes.io/serviceaccount/service-account.name": "legacy",
+        "kubernetes.io/serviceaccount/service-account.uid": sa_uid(cluster, "default", "legacy"),
+        "sub": "system:serviceaccount:default:legacy"}
+    kc = Kubectl(kubectl.binary, token_kubeconfig(cluster, data["token"], tmp_path / "l.conf"))
+    assert "system:serviceaccount:default:legacy" in kc("auth", "whoami")
+    kubectl("delete", "serviceaccount", "legacy")
+    wait_for("the secret to go with its account", lambda: cluster.json("GET", url)[0] == 404)
+    assert as_token(cluster, "GET", "/api/v1/namespaces/default/pods", data["token"]) == \
+        (401, UNAUTHORIZED)
