@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root-ca-file", default="", metavar="FILE",
                    help="CA published to every namespace as ConfigMap kube-root-ca.crt "
                         "(default: the kubeconfig's certificate authority)")
+    p.add_argument("--service-account-private-key-file", default="", metavar="FILE",
+                   help="PEM key that signs the tokens of kubernetes.io/service-account-token "
+                        "Secrets (without it their tokens are not filled)")
     p.add_argument("--node-monitor-grace-period", type=float, default=40.0, metavar="SECONDS",
                    help="a node silent this long is marked Unknown and tainted unreachable "
                         "(default: %(default)s)")
@@ -61,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from pybernetes.controllers.node_lifecycle import NodeLifecycleController
     NodeLifecycleController.grace_period = args.node_monitor_grace_period
     NodeLifecycleController.monitor_period = args.node_monitor_period
+    from pybernetes.controllers.serviceaccount_tokens import TokensController
+    TokensController.private_key_file = args.service_account_private_key_file
     from pybernetes.controllers.resourcequota import ResourceQuotaController
     ResourceQuotaController.resync_period = args.resource_quota_sync_period
     from pybernetes.controllers.local_path_provisioner import LocalPathProvisioner

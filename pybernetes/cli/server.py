@@ -199,6 +199,7 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
     controller_manager = Component("controller-manager", base + [
         "controller-manager", "--kubeconfig", kubeconfigs["controller-manager"],
         "--leader-elect", "--root-ca-file", pki.ca_crt, "--cluster-cidr", args.cluster_cidr,
+        "--service-account-private-key-file", pki.sa_key,
         "--default-local-storage-path",
         args.default_local_storage_path or os.path.join(data_dir, "storage"),
         "--log-level", args.log_level], env)

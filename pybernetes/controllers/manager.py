@@ -34,6 +34,7 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.resourcequota import ResourceQuotaController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
+    from pybernetes.controllers.serviceaccount_tokens import TokensController
     from pybernetes.controllers.statefulset import StatefulSetController
     return {"cronjob": CronJobController, "daemonset": DaemonSetController,
             "deployment": DeploymentController, "disruption": DisruptionController,
@@ -45,6 +46,7 @@ def controller_classes() -> dict[str, type[Controller]]:
             "persistentvolume-binder": PersistentVolumeBinder,
             "replicaset": ReplicaSetController, "resourcequota": ResourceQuotaController,
             "serviceaccount": ServiceAccountController,
+            "serviceaccount-token": TokensController,
             "statefulset": StatefulSetController}
 
 
