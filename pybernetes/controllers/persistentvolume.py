@@ -25,7 +25,7 @@ from typing import Any
 
 from pybernetes.client.api import PVCS, PVS, Resource
 from pybernetes.client.events import EventRecorder
-from pybernetes.controllers.base import Controller, object_key
+from pybernetes.controllers.base import Controller, now_rfc3339, object_key
 from pybernetes.machinery import volume_binding as vb
 from pybernetes.machinery.errors import StatusError
 
@@ -82,9 +82,11 @@ class PersistentVolumeBinder(Controller):
         self.pvcs = self.informers.get(PVCS)
         self.pvs = self.informers.get(PVS)
         self.classes = self.informers.get(STORAGECLASSES)
-        self.pvcs.add_handler(on_add=self._claim_event, on_update=lambda o, n: self._claim_event(n),
+        self.pvcs.add_handler(on_add=self._claim_event,
+                              on_update=lambda o, n: self._claim_event(n),
                               on_delete=self._claim_deleted)
-        self.pvs.add_handler(on_add=self._volume_event, on_update=lambda o, n: self._volume_event(n),
+        self.pvs.add_handler(on_add=self._volume_event,
+                             on_update=lambda o, n: self._volume_event(n),
                              on_delete=self._volume_deleted)
         self.classes.add_handler(on_add=self._class_event,
                                  on_update=lambda o, n: self._class_event(n))
@@ -269,7 +271,6 @@ class PersistentVolumeBinder(Controller):
         new_status = {"phase": phase}
         if message:
             new_status["message"] = message
-        from pybernetes.controllers.base import now_rfc3339
         new_status["lastPhaseTransitionTime"] = now_rfc3339()
         return await self._write(PVS, {**pv, "status": new_status}, "status")
 
