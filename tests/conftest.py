@@ -76,6 +76,13 @@ class Cluster:
                     return int(pid)
         return None
 
+    def has_default_service_account(self, namespace: str) -> bool:
+        """Pods may be created there (ServiceAccount admission needs the account the
+        controller manager makes for each namespace)."""
+        status, _ = self.get_raw(f"/api/v1/namespaces/{namespace}/serviceaccounts/default",
+                                 timeout=2)
+        return status == 200
+
     def ssl_context(self) -> ssl.SSLContext:
         pki = self.data_dir / "pki"
         ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
@@ -156,7 +163,8 @@ def start_cluster(data_dir: Path, port: int | None = None, extra: list[str] | No
         if os.path.exists(cluster.kubeconfig):
             try:
                 status, _ = cluster.get_raw("/readyz", timeout=2)
-                if status == 200:
+                if status == 200 and ("controller-manager" not in components or
+                                      cluster.has_default_service_account("default")):
                     return cluster
             except (OSError, ssl.SSLError):
                 pass

@@ -6,6 +6,8 @@ the cluster CA, the namespace) read-only at /var/run/secrets/kubernetes.io/servi
 a pod without imagePullSecrets gets the account's."""
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import TYPE_CHECKING
 
 from ..machinery import errors, objectmeta
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from ..apiserver.state import APIState
 
 DEFAULT_SERVICE_ACCOUNT = "default"
+DEFAULT_SA_ATTEMPTS = 10  # reads of a missing `default` account before a 403, as upstream
 VOLUME_PREFIX = "kube-api-access-"
 MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -115,8 +118,14 @@ async def _service_account(api: "APIState", attrs: Attributes, name: str) -> dic
     cached = rs.cache.get(rs.key(ns, name))
     if cached is not None:
         return cached
-    found = await rs.try_get(ns, name)
-    if found is not None:
-        return found[0]
+    # The `default` account is made by a controller moments after its namespace:
+    # like upstream, look again a few times (~1.5 s) before refusing the pod.
+    attempts = DEFAULT_SA_ATTEMPTS if name == DEFAULT_SERVICE_ACCOUNT else 1
+    for i in range(attempts):
+        if i:
+            await asyncio.sleep(random.uniform(0.1, 0.2))
+        found = await rs.try_get(ns, name)
+        if found is not None:
+            return found[0]
     raise _forbidden(attrs, f"error looking up service account {ns}/{name}: "
                             f'serviceaccount "{name}" not found')

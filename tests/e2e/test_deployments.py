@@ -49,9 +49,10 @@ def nodes(cluster: Cluster, kubectl: Kubectl) -> list[str]:
 
 
 @pytest.fixture
-def ns(kubectl: Kubectl, nodes, request) -> str:
+def ns(cluster: Cluster, kubectl: Kubectl, nodes, request) -> str:
     name = "t-" + request.node.name.replace("_", "-")[5:40].strip("-").lower()
     kubectl("create", "namespace", name)
+    wait_for("its default ServiceAccount", lambda: cluster.has_default_service_account(name))
     return name
 
 
