@@ -13,14 +13,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
 from tests import oci_images
-from tests.conftest import Cluster, Kubectl
+from tests.conftest import Cluster, Kubectl, free_port, kubectl_binary, start_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 CNI_BRIDGE = "/usr/lib/cni/bridge"
@@ -195,3 +196,39 @@ def http_get(url: str) -> str:
             return r.read().decode()
     except OSError:
         return ""
+
+
+@contextmanager
+def runc_node(tmp: Path, net: NodeNet, delete: str = "pods") -> Iterator[dict]:
+    """A whole runc setup for one test module: a real registry holding the busybox
+    test image, a cluster (API server, controller manager, scheduler) and a runc
+    kubelet on its own bridge and subnet. Yields {tmp, registry, cluster, kubelet,
+    kubectl, image, root, storage}; on the way out deletes `delete` objects, stops
+    everything and removes whatever the node left behind."""
+    registry = oci_images.start_registry(tmp / "registry", free_port())
+    cluster = kubelet = None
+    try:
+        oci_images.push_image(registry.url, "e2e/busybox", "1", oci_images.busybox_image())
+        cluster = start_cluster(tmp / "cluster", components=("controller-manager", "scheduler"),
+                                extra=["--cluster-cidr", f"10.{net.subnet}.0.0/16"])
+        kubelet = KubeletProcess(cluster, tmp / "kubelet", net)
+        kubelet.start()
+        binary = kubectl_binary("1.33") or kubectl_binary()
+        if binary is None:
+            pytest.skip("no kubectl on this machine")
+        kc = Kubectl(binary, cluster.kubeconfig)
+        wait_node_ready(kc, net.node)
+        yield {"tmp": tmp, "registry": registry, "cluster": cluster, "kubelet": kubelet,
+               "kubectl": kc, "image": f"{registry.host}/e2e/busybox:1", "seen": {},
+               "root": tmp / "kubelet", "storage": Path(cluster.data_dir) / "storage"}
+    finally:
+        if kubelet is not None and cluster is not None:
+            Kubectl(kubectl_binary() or "kubectl", cluster.kubeconfig).run(
+                "delete", delete, "--all", "--wait=true", "--timeout=40s", check=False,
+                timeout=60)
+        if kubelet is not None:
+            kubelet.stop()
+        if cluster is not None:
+            cluster.stop()
+        registry.stop()
+        force_cleanup(tmp / "kubelet", net)

@@ -14,11 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from tests import oci_images
-from tests.conftest import Kubectl, free_port, kubectl_binary, start_cluster
-from tests.e2e.kubelet_fixtures import (REQUIREMENTS, KubeletProcess, NodeNet, apply,
-                                        force_cleanup, in_phase, pod, pod_json, wait_for,
-                                        wait_node_ready)
+from tests.e2e.kubelet_fixtures import (REQUIREMENTS, NodeNet, apply, in_phase, pod, pod_json,
+                                        runc_node, wait_for)
 
 pytestmark = REQUIREMENTS
 
@@ -29,33 +26,8 @@ SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    tmp = tmp_path_factory.mktemp("sa-runc")
-    registry = oci_images.start_registry(tmp / "registry", free_port())
-    cluster = kubelet = None
-    try:
-        oci_images.push_image(registry.url, "e2e/busybox", "1", oci_images.busybox_image())
-        cluster = start_cluster(tmp / "cluster", components=("controller-manager", "scheduler"),
-                                extra=["--cluster-cidr", f"10.{SUBNET}.0.0/16"])
-        kubelet = KubeletProcess(cluster, tmp / "kubelet", NET)
-        kubelet.start()
-        binary = kubectl_binary("1.33") or kubectl_binary()
-        if binary is None:
-            pytest.skip("no kubectl on this machine")
-        kc = Kubectl(binary, cluster.kubeconfig)
-        wait_node_ready(kc, NET.node)
-        yield {"tmp": tmp, "cluster": cluster, "kubectl": kc, "kubelet": kubelet,
-               "image": f"{registry.host}/e2e/busybox:1"}
-    finally:
-        if kubelet is not None and cluster is not None:
-            Kubectl(kubectl_binary() or "kubectl", cluster.kubeconfig).run(
-                "delete", "pods", "--all", "--wait=true", "--timeout=40s", check=False,
-                timeout=60)
-        if kubelet is not None:
-            kubelet.stop()
-        if cluster is not None:
-            cluster.stop()
-        registry.stop()
-        force_cleanup(tmp / "kubelet", NET)
+    with runc_node(tmp_path_factory.mktemp("sa-runc"), NET) as e:
+        yield e
 
 
 def read(path: Path) -> str:
