@@ -4,9 +4,12 @@ a failed key comes back after a per-key exponential delay bounded by an overall 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
-from typing import Callable
+from typing import Awaitable, Callable
+
+from pybernetes.machinery.errors import StatusError
 
 BASE_DELAY = 0.005   # first retry after 5 ms, as client-go ...
 MAX_DELAY = 60.0     # ... but capped at a minute, not 1000 s: a small cluster heals faster
@@ -132,3 +135,31 @@ class WorkQueue:
             if not fut.done():
                 fut.set_result(None)
                 return
+
+
+async def serve(queue: WorkQueue, sync: Callable[[str], Awaitable[None]], log: logging.Logger,
+                what: str = "key", max_retries: int | None = None) -> None:
+    """One worker: take keys until the queue shuts down and `sync` each; a failed key
+    comes back with the queue's rate limit (conflicts quietly: the next sync reads
+    fresh state), or is dropped after `max_retries` failures in a row."""
+    while True:
+        key = await queue.get()
+        if key is None:
+            return
+        try:
+            await sync(key)
+            queue.forget(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure is retried with back-off
+            conflict = isinstance(e, StatusError) and e.code == 409
+            if max_retries is not None and queue.num_requeues(key) >= max_retries:
+                log.error("%s %s: dropped after %d retries: %s", what, key, max_retries, e)
+                queue.forget(key)
+            else:
+                expected = isinstance(e, (StatusError, OSError))  # no traceback for these
+                log.log(logging.DEBUG if conflict else logging.WARNING,
+                        "%s %s: sync failed, retrying: %s", what, key, e, exc_info=not expected)
+                queue.add_rate_limited(key)
+        finally:
+            queue.done(key)

@@ -10,9 +10,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from pybernetes.client.workqueue import WorkQueue
+from pybernetes.client.workqueue import WorkQueue, serve
 from pybernetes.client.informer import Informer
-from pybernetes.machinery.errors import StatusError
 
 log = logging.getLogger(__name__)
 
@@ -151,31 +150,4 @@ class Controller:
                 t.cancel()
 
     async def _worker(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - a shut-down queue may raise instead of None
-                return
-            if key is None:  # shut down
-                return
-            try:
-                await self.reconcile(key)
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - any failure is retried with backoff
-                self._retry(key, e)
-            finally:
-                self.queue.done(key)
-
-    def _retry(self, key: str, err: Exception) -> None:
-        conflict = isinstance(err, StatusError) and err.code == 409
-        if self.queue.num_requeues(key) < MAX_RETRIES:
-            (log.debug if conflict else log.warning)("%s: syncing %s failed, retrying: %s",
-                                                     self.name, key, err)
-            self.queue.add_rate_limited(key)
-        else:
-            log.error("%s: dropping %s after %d retries: %s", self.name, key, MAX_RETRIES, err)
-            self.queue.forget(key)
+        await serve(self.queue, self.reconcile, log, self.name, max_retries=MAX_RETRIES)

@@ -23,14 +23,13 @@ from typing import Any
 
 from pybernetes.client.api import NODES, PODS, APIClient
 from pybernetes.client.informer import Informer
-from pybernetes.client.workqueue import WorkQueue
+from pybernetes.client.workqueue import WorkQueue, serve
 from pybernetes.kubelet.backoff import RestartBackoff
 from pybernetes.kubelet.container_config import LABEL_UID
 from pybernetes.kubelet.images import ImageStore
 from pybernetes.kubelet.node_status import NodeAgent, NodeConfig
 from pybernetes.kubelet.pod_worker import PodWork, PodWorker
 from pybernetes.kubelet.runtime.base import Runtime
-from pybernetes.machinery.errors import StatusError
 
 log = logging.getLogger(__name__)
 
@@ -166,24 +165,7 @@ class Kubelet:
         self.queue.add(f"{md.get('namespace')}/{md['name']}")
 
     async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            if key is None:
-                return
-            try:
-                await self.sync(key)
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - retried with back-off
-                if isinstance(e, StatusError) and e.code == 409:
-                    log.debug("pod %s: conflict, retrying: %s", key, e)
-                else:
-                    log.warning("pod %s: sync failed, retrying: %s", key, e, exc_info=not
-                                isinstance(e, (StatusError, OSError)))
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+        await serve(self.queue, self.sync, log, "pod")
 
     async def _relist(self) -> None:
         """Requeue a pod whose container changed state (exited, OOM-killed, started)."""

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from pybernetes.client.api import NODES, PODS, APIClient
 from pybernetes.client.informer import Informer
-from pybernetes.client.workqueue import WorkQueue
+from pybernetes.client.workqueue import WorkQueue, serve
 from pybernetes.kubelet import fake_pod
 from pybernetes.kubelet.admission import admit
 from pybernetes.kubelet.node_status import NodeAgent, NodeConfig
@@ -172,22 +172,7 @@ class FakeKubelet:
             self.queue.add(key)
 
     async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            if key is None:
-                return
-            try:
-                await self.sync(key)
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - retried with back-off
-                level = logging.DEBUG if isinstance(e, StatusError) and e.code == 409 \
-                    else logging.WARNING
-                log.log(level, "pod %s: sync failed, retrying: %s", key, e)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+        await serve(self.queue, self.sync, log, "pod")
 
     # -- one pod ---------------------------------------------------------------------------
 
