@@ -15,6 +15,7 @@ from aiohttp import web
 from ..api.strategy import Strategy
 from ..machinery import errors, fieldvalidation, schema
 from ..machinery.selectors import FieldSelector, LabelSelector
+from ..machinery.streams import read_capped
 from . import negotiation, table
 from .negotiation import Target
 from .request_info import RequestInfo
@@ -123,7 +124,7 @@ def field_validation(request: web.Request, strategy: Strategy, obj: Any, raw: by
 async def read_body(request: web.Request, limit: int) -> tuple[Any, bytes]:
     if request.content_length is not None and request.content_length > limit:
         raise errors.too_large()
-    raw = await request.content.read(limit + 1)
+    raw = await read_capped(request.content, limit)
     if len(raw) > limit:
         raise errors.too_large()
     return negotiation.decode_body(raw, request.headers.get("Content-Type")), raw
@@ -342,7 +343,7 @@ async def delete_options(request: web.Request, limit: int) -> dict:
     """DeleteOptions from the body (kubectl sends them there) and the query."""
     options: dict[str, Any] = {}
     if request.can_read_body:
-        raw = await request.content.read(limit + 1)
+        raw = await read_capped(request.content, limit)
         if len(raw) > limit:
             raise errors.too_large()
         if raw.strip():

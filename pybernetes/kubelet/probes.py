@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
+from pybernetes.machinery.streams import read_capped
 from pybernetes.kubelet.runtime.base import ExecResult
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ async def http_probe(url: str, headers: dict[str, str], timeout: float) -> Outco
             current = url
             for hop in range(MAX_REDIRECTS + 1):
                 async with session.get(current, headers=headers, allow_redirects=False) as res:
-                    body = (await res.content.read(MAX_BODY)).decode("utf-8", "replace")
+                    body = (await read_capped(res.content, MAX_BODY))[:MAX_BODY].decode(
+                        "utf-8", "replace")
                     location = res.headers.get("Location")
                     if 300 <= res.status < 400 and location:
                         nxt = urljoin(current, location)

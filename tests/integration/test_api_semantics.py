@@ -351,3 +351,25 @@ def test_put_creates_where_upstream_allows_it(cluster: Cluster) -> None:
     assert s == 201 and body["metadata"]["uid"]
     s, body = cluster.json("PUT", CMS + "/put-made", cm("put-made"))
     assert_status(s, body, 404, "NotFound")
+
+
+def test_a_body_sent_in_slow_pieces_arrives_whole(cluster: Cluster) -> None:
+    """A request body split over many TCP segments (chunked, with pauses) is read to its
+    end, not cut at whatever the first segment held."""
+    import http.client
+    body = json.dumps(cm("pieces", data={f"k{i}": "v" * 50 for i in range(40)})).encode()
+
+    def pieces():
+        for i in range(0, len(body), 100):
+            time.sleep(0.01)
+            yield body[i:i + 100]
+    conn = http.client.HTTPSConnection("127.0.0.1", cluster.port, context=cluster.ssl_context(),
+                                       timeout=10)
+    try:
+        conn.request("POST", CMS, body=pieces(), encode_chunked=True,
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 201, resp.read()
+    finally:
+        conn.close()
+    assert len(cluster.json("GET", CMS + "/pieces")[1]["data"]) == 40

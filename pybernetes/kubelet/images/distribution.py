@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from pybernetes.machinery.streams import read_capped
 from pybernetes.kubelet.images import manifest as mf
 from pybernetes.kubelet.images.digests import sha256_digest
 from pybernetes.kubelet.images.errors import (
@@ -141,7 +142,7 @@ class RegistryClient:
         async with resp:
             if resp.status != 200:
                 await self._raise_for(resp, url)
-            body = await resp.content.read(MAX_MANIFEST + 1)
+            body = await read_capped(resp.content, MAX_MANIFEST)
             if len(body) > MAX_MANIFEST:
                 raise ImagePullError(f"manifest for {self.ref} is larger than 4 MiB")
             digest = sha256_digest(body)
