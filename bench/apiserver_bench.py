@@ -27,7 +27,8 @@ from typing import Any, Callable
 import orjson
 
 from . import load
-from .procs import CpuMeter, Server, py_spy, rss_mib, start_etcd, start_server
+from .procs import (CpuMeter, Server, py_spy, rss_mib, run_recorded, start_etcd,
+                    start_server)
 
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parent.parent
@@ -257,14 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                               "date": datetime.datetime.now(datetime.UTC).isoformat(
                                   timespec="seconds"),
                               **git_commit(), "machine": machine_info(), "scenarios": {}}
-    try:
-        run(args, sizes, tmp, result, log)
-    except Exception as e:  # record how far we got; the JSON still tells the story
-        result["error"] = f"{type(e).__name__}: {e}"
-        log(f"FAILED: {result['error']}")
-    finally:
-        if not args.keep:
-            subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    run_recorded(lambda: run(args, sizes, tmp, result, log), result, tmp, args.keep, log)
     result["goals"] = judge(result["scenarios"])
 
     args.out.mkdir(parents=True, exist_ok=True)

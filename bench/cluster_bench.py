@@ -42,7 +42,7 @@ import orjson
 from .apiserver_bench import Profiler, git_commit, machine_info
 from .load import pod_manifest
 from .procs import Server, children, cmdline, cpu_seconds, machine_share, machine_ticks, \
-    start_server
+    run_recorded, start_server
 
 RESULTS = Path(__file__).parent / "results"
 COMPONENTS = ("apiserver", "controller-manager", "scheduler", "kubelet")
@@ -577,14 +577,7 @@ def main(argv: list[str] | None = None) -> int:
                               "date": datetime.datetime.now(datetime.UTC).isoformat(
                                   timespec="seconds"),
                               **git_commit(), "machine": machine_info(), "scenarios": {}}
-    try:
-        run(args, sizes, tmp, result, log)
-    except Exception as e:  # record how far we got; the JSON still tells the story
-        result["error"] = f"{type(e).__name__}: {e}"
-        log(f"FAILED: {result['error']}")
-    finally:
-        if not args.keep:
-            subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    run_recorded(lambda: run(args, sizes, tmp, result, log), result, tmp, args.keep, log)
     result["goals"] = judge(result["scenarios"])
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .cluster_bench import COMPONENTS, GOALS, RESULTS
-from .report import DOC
+from .report import DOC, write_between_markers
 
 BEGIN, END = "<!-- BEGIN cluster results -->", "<!-- END cluster results -->"
 COLORS = {"apiserver": "#1f77b4", "controller-manager": "#ff7f0e", "scheduler": "#2ca02c",
@@ -180,14 +180,7 @@ def table(r: dict) -> str:
 
 
 def update_doc(r: dict, doc: Path = DOC) -> bool:
-    text = doc.read_text()
-    if BEGIN not in text:
-        print(f"{doc} has no {BEGIN} marker; table not written", file=sys.stderr)
-        return False
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    doc.write_text(f"{head}{BEGIN}\n{table(r)}\n{END}{tail}")
-    return True
+    return write_between_markers(doc, BEGIN, END, table(r))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,7 @@ from typing import Any
 from .apiserver_bench import Profiler, git_commit, machine_info
 from .cluster_bench import Api, rss_kib
 from .procs import Server, machine_share, machine_ticks, start_server, stop_process
+from .report import write_between_markers
 
 RESULTS = Path(__file__).parent / "results"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "PERFORMANCE.md"
@@ -381,14 +382,7 @@ def table(r: dict) -> str:
 
 
 def update_doc(r: dict, doc: Path = DOC) -> bool:
-    text = doc.read_text()
-    if BEGIN not in text:
-        print(f"{doc} has no {BEGIN} marker; table not written", file=sys.stderr)
-        return False
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    doc.write_text(f"{head}{BEGIN}\n{table(r)}\n{END}{tail}")
-    return True
+    return write_between_markers(doc, BEGIN, END, table(r))
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ETCD_BINARY = "/usr/bin/etcd"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -237,3 +238,17 @@ def py_spy() -> str | None:
     """py-spy from the venv (pip install py-spy) or PATH."""
     local = Path(sys.executable).with_name("py-spy")
     return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def run_recorded(run: Callable[[], None], result: dict, tmp: Path, keep: bool,
+                 log: Callable[[str], None]) -> None:
+    """Run a benchmark; a failure is recorded in result["error"] (the JSON still
+    tells how far it got) and the scratch dir `tmp` goes unless `keep`."""
+    try:
+        run()
+    except Exception as e:  # noqa: BLE001 - recorded, not raised
+        result["error"] = f"{type(e).__name__}: {e}"
+        log(f"FAILED: {result['error']}")
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)

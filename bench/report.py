@@ -81,13 +81,22 @@ def details(results: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
+def write_between_markers(doc: Path, begin: str, end: str, body: str) -> bool:
+    """Replace only the text between `begin` and `end` in doc (a results table in
+    docs/PERFORMANCE.md); False, and nothing written, when the markers are missing."""
+    text = doc.read_text()
+    if begin not in text:
+        print(f"{doc} has no {begin} marker; table not written", file=sys.stderr)
+        return False
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    doc.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
+    return True
+
+
 def update(doc: Path = DOC, results_dir: Path = RESULTS) -> None:
     results = load_results(results_dir)
-    text = doc.read_text()
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    body = f"{BEGIN}\n{table(results)}\n\n{details(results)}\n{END}"
-    doc.write_text(head + body + tail)
+    write_between_markers(doc, BEGIN, END, f"{table(results)}\n\n{details(results)}")
 
 
 if __name__ == "__main__":
