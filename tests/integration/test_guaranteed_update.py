@@ -4,31 +4,13 @@ behind an acknowledged write never decides a refusal or a "no change"."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
-from pybernetes.api.registry import registry
-from pybernetes.apiserver.bootstrap import SYSTEM, bootstrap
-from pybernetes.apiserver.config import APIServerConfig
+from pybernetes.apiserver.bootstrap import SYSTEM
 from pybernetes.apiserver.resource_store import Context, ResourceStore
 from pybernetes.apiserver.state import APIState
 from pybernetes.machinery.errors import StatusError
-from pybernetes.storage.store import open_store
-
-
-@pytest.fixture
-async def api(tmp_path: Path):
-    store = open_store("sqlite", data_dir=str(tmp_path))
-    await store.start()
-    api = APIState(APIServerConfig(data_dir=str(tmp_path)), store, registry())
-    await api.start()
-    try:
-        await bootstrap(api)
-        yield api
-    finally:
-        await api.stop()
-        await store.close()
 
 
 async def made(cms: ResourceStore, name: str, data: dict) -> dict:

@@ -3,25 +3,15 @@ was written): the answers for bad patches stay those of a whole-object check."""
 from __future__ import annotations
 
 import json
-from typing import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, start_cluster
+from tests.conftest import Cluster
 
 PODS = "/api/v1/namespaces/default/pods"
 SMP = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 JSONPATCH = "application/json-patch+json"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("patchchecks"))
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")

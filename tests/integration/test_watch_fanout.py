@@ -5,34 +5,18 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
-from typing import Iterator
 
-import pytest
-
-from pybernetes.api.registry import registry
-from pybernetes.apiserver.bootstrap import SYSTEM, bootstrap
-from pybernetes.apiserver.config import APIServerConfig
+from pybernetes.apiserver.bootstrap import SYSTEM
 from pybernetes.apiserver.negotiation import Target
 from pybernetes.apiserver.resource_store import Context, ListOptions
 from pybernetes.apiserver.state import APIState
 from pybernetes.apiserver.watch import _Stream
 from pybernetes.machinery.selectors import LabelSelector
-from pybernetes.storage.store import open_store
-from tests.conftest import Cluster, start_cluster
+from tests.conftest import Cluster
 
 CMS = "/api/v1/namespaces/default/configmaps"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 PARTIAL = "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("fanout"))
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def cm(name: str, labels: dict | None = None, value: str = "1") -> dict:
@@ -106,20 +90,6 @@ def test_each_watcher_sees_its_events_in_its_form(cluster: Cluster) -> None:
     assert [(e["type"], e["object"]["kind"], e["object"]["metadata"]["name"])
             for e in partial] == [(t, "PartialObjectMetadata", n) for t, n in every]
     assert all("data" not in e["object"] for e in partial)
-
-
-@pytest.fixture
-async def api(tmp_path: Path):
-    store = open_store("sqlite", data_dir=str(tmp_path))
-    await store.start()
-    api = APIState(APIServerConfig(data_dir=str(tmp_path)), store, registry())
-    await api.start()
-    try:
-        await bootstrap(api)
-        yield api
-    finally:
-        await api.stop()
-        await store.close()
 
 
 async def test_an_event_is_encoded_once_per_representation(api: APIState) -> None:
