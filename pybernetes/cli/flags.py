@@ -83,16 +83,29 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s)")
 
 def duration(value: str) -> float:
     """Seconds, from a Go duration as upstream's flags take it (15s, 1m30s, 500ms) or a
-    plain number of seconds."""
+    plain number of seconds; never negative."""
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    parts = _DURATION_PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise argparse.ArgumentTypeError(f"invalid duration {value!r} (e.g. 15s, 1m, 500ms)")
-    return sum(float(n) * scale[u] for n, u in parts)
+        scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+        parts = _DURATION_PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise argparse.ArgumentTypeError(
+                f"invalid duration {value!r} (e.g. 15s, 1m, 500ms)") from None
+        seconds = sum(float(n) * scale[u] for n, u in parts)
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return seconds
+
+
+def positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {n}")
+    return n
 
 
 def boolean(s: str) -> bool:

@@ -75,26 +75,6 @@ def _taints(value: str) -> list[dict]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {n}")
-    return n
-
-
-def _seconds(value: str) -> float:
-    try:
-        s = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if s < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
-    return s
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("kubelet", help="run a node agent (--runtime fake: simulated nodes)",
                        description=DESCRIPTION, epilog=EPILOG,
@@ -106,14 +86,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "processes, no isolation) or 'fake' (simulated)")
     p.add_argument("--node-name", default=socket.gethostname(), metavar="NAME",
                    help="the Node's name (default: this host's name, %(default)s)")
-    p.add_argument("--fake-nodes", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--fake-nodes", type=flags.positive_int, default=1, metavar="N",
                    help="simulate N nodes NAME-0 ... NAME-(N-1) in this one process "
                         "(default: 1, named NAME)")
     p.add_argument("--cpu", default="32", metavar="QUANTITY",
                    help="each node's cpu capacity (default: %(default)s)")
     p.add_argument("--memory", default="256Gi", metavar="QUANTITY",
                    help="each node's memory capacity (default: %(default)s)")
-    p.add_argument("--pods", "--max-pods", dest="pods", type=_positive_int, default=110,
+    p.add_argument("--pods", "--max-pods", dest="pods", type=flags.positive_int, default=110,
                    metavar="N", help="how many pods each node takes (default: %(default)s)")
     p.add_argument("--node-labels", type=_labels, default={}, metavar="K=V,...",
                    help="extra labels for the Node(s)")
@@ -122,20 +102,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--node-ip", default="", metavar="IP",
                    help="InternalIP of the (first) node; later nodes count up from it "
                         "(default: an address from 198.18.0.0/15, picked by node name)")
-    p.add_argument("--lease-duration", type=_positive_int, default=40, metavar="SECONDS",
+    p.add_argument("--lease-duration", type=flags.positive_int, default=40, metavar="SECONDS",
                    help="leaseDurationSeconds of each node's Lease (default: %(default)s)")
-    p.add_argument("--heartbeat-period", type=_seconds, default=10.0, metavar="SECONDS",
+    p.add_argument("--heartbeat-period", type=flags.duration, default=10.0, metavar="SECONDS",
                    help="how often each node renews its Lease (default: %(default)s)")
-    p.add_argument("--status-update-period", type=_seconds, default=60.0, metavar="SECONDS",
+    p.add_argument("--status-update-period", type=flags.duration, default=60.0, metavar="SECONDS",
                    help="how often each node writes its full status even when nothing "
                         "changed (default: %(default)s)")
-    p.add_argument("--fake-run-seconds", type=_seconds, default=1.0, metavar="SECONDS",
+    p.add_argument("--fake-run-seconds", type=flags.duration, default=1.0, metavar="SECONDS",
                    help="fake runtime: pods with restartPolicy Never/OnFailure exit 0 after "
                         "this long unless annotated otherwise (default: %(default)s)")
-    p.add_argument("--fake-termination-seconds", type=_seconds, default=0.0, metavar="SECONDS",
+    p.add_argument("--fake-termination-seconds", type=flags.duration, default=0.0, metavar="SECONDS",
                    help="fake runtime: a deleted pod takes min(its grace period, this) to "
                         "stop (default: %(default)s)")
-    p.add_argument("--api-concurrency", type=_positive_int, default=64, metavar="N",
+    p.add_argument("--api-concurrency", type=flags.positive_int, default=64, metavar="N",
                    help="pod API calls in flight at once (default: %(default)s)")
     _real_flags(p)
     flags.add_log_level(p)
@@ -143,10 +123,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _percent(value: str) -> float:
-    s = _seconds(value)
-    if s > 100:
+    try:
+        pct = float(value)
+    except ValueError:
+        pct = -1.0
+    if not 0 <= pct <= 100:
         raise argparse.ArgumentTypeError(f"must be a percentage (0-100): {value}")
-    return s
+    return pct
 
 
 def _real_flags(p: argparse.ArgumentParser) -> None:
@@ -191,14 +174,14 @@ def _real_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--client-ca-file", default="", metavar="FILE",
                    help="CA of the client certificates it accepts (the API server's "
                         "kubelet client cert)")
-    g.add_argument("--crash-loop-backoff-max", type=_seconds, default=300.0, metavar="SECONDS",
+    g.add_argument("--crash-loop-backoff-max", type=flags.duration, default=300.0, metavar="SECONDS",
                    help="the longest restart (and image pull) back-off; it starts at "
                         "min(10s, this) and doubles (default: %(default)s)")
-    g.add_argument("--crash-loop-backoff-initial", type=_seconds, default=10.0,
+    g.add_argument("--crash-loop-backoff-initial", type=flags.duration, default=10.0,
                    metavar="SECONDS",
                    help="the first restart back-off (upstream: 10s; 1s with its "
                         "ReduceDefaultCrashLoopBackOffDecay gate) (default: %(default)s)")
-    g.add_argument("--sync-frequency", type=_seconds, default=60.0, metavar="SECONDS",
+    g.add_argument("--sync-frequency", type=flags.duration, default=60.0, metavar="SECONDS",
                    help="how often each running pod is synced even when nothing about it "
                         "changed (upstream's default, 1m); ConfigMap and Secret changes reach "
                         "mounted volumes within about this long (default: %(default)s)")
