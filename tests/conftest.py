@@ -134,7 +134,7 @@ class Cluster:
         return self.proc.returncode
 
 
-OPTIONAL_COMPONENTS = ("controller-manager", "scheduler", "kubelet")
+OPTIONAL_COMPONENTS = ("controller-manager", "scheduler", "kubelet", "proxy", "dns", "ingress")
 
 
 def start_cluster(data_dir: Path, port: int | None = None, extra: list[str] | None = None,

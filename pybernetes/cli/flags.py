@@ -45,6 +45,15 @@ def comma_list(value: str) -> list[str]:
     return items
 
 
+def cidr(value: str):
+    """An IPv4/IPv6 network like 10.43.0.0/16 (host bits must be zero)."""
+    import ipaddress
+    try:
+        return ipaddress.ip_network(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a CIDR like 10.43.0.0/16: {value!r}") from None
+
+
 def port(value: str) -> int:
     try:
         n = int(value)

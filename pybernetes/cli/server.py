@@ -50,16 +50,21 @@ then, in another terminal:
 
 # Components `pybernetes server` runs. The apiserver is what every other one talks to.
 REQUIRED = ("apiserver",)
-OPTIONAL: tuple[str, ...] = ("controller-manager", "scheduler", "kubelet")
+OPTIONAL: tuple[str, ...] = ("controller-manager", "scheduler", "kubelet", "proxy", "dns",
+                             "ingress")
 
 # k3s-style pass-through flags: --kubelet-arg fake-nodes=3 adds --fake-nodes=3
 PASSTHROUGH = {"apiserver": "kube-apiserver-arg",
                "controller-manager": "kube-controller-manager-arg",
-               "scheduler": "kube-scheduler-arg", "kubelet": "kubelet-arg"}
+               "scheduler": "kube-scheduler-arg", "kubelet": "kubelet-arg",
+               "proxy": "kube-proxy-arg", "dns": "dns-arg", "ingress": "ingress-arg"}
 
 # Each component's identity, as upstream names them (user CN, groups).
 IDENTITIES = {"controller-manager": ("system:kube-controller-manager", []),
-              "scheduler": ("system:kube-scheduler", [])}
+              "scheduler": ("system:kube-scheduler", []),
+              "proxy": ("system:kube-proxy", []),
+              "dns": ("system:pybernetes:dns", []),
+              "ingress": ("system:pybernetes:ingress", [])}
 RUNTIMES = ("runc", "process", "fake")
 FAKE_RUNTIME_NOTE = ("the node uses the fake runtime: pods are simulated (they go Running and "
                      "Ready, nothing is executed); real containers come with the runc runtime")
@@ -88,6 +93,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "for N of them) (default: runc where it can run, else process)")
     p.add_argument("--cluster-cidr", default="10.42.0.0/16", metavar="CIDR",
                    help="pod IPs come from here, one /24 per node (default: %(default)s)")
+    p.add_argument("--service-cidr", default="10.43.0.0/16", type=flags.cidr, metavar="CIDR",
+                   help="Service ClusterIPs come from here (default: %(default)s)")
+    p.add_argument("--service-node-port-range", default="30000-32767", metavar="LOW-HIGH",
+                   help="NodePorts come from here (default: %(default)s)")
+    p.add_argument("--cluster-dns", default="", metavar="IP",
+                   help="the cluster DNS Service's IP, written into pods' resolv.conf "
+                        "(default: the 10th address of --service-cidr, 10.43.0.10)")
+    p.add_argument("--cluster-domain", default="cluster.local", metavar="DOMAIN",
+                   help="the cluster's DNS domain (default: %(default)s)")
     p.add_argument("--default-local-storage-path", default="", metavar="DIR",
                    help="where the local-path StorageClass keeps volumes (as k3s; default: "
                         "DATA_DIR/storage)")
@@ -103,7 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = _check_disable(args.disable) or _check_runtime(args)
+    problem = _check_disable(args.disable) or _check_runtime(args) or _check_services(args)
     if problem:
         print(f"pybernetes server: {problem}", file=sys.stderr)
         return 2
@@ -194,6 +208,8 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
         "apiserver", "--data-dir", data_dir, "--bind-address", args.bind_address,
         "--secure-port", str(args.https_listen_port), "--storage", args.storage,
         "--etcd-endpoints", ",".join(args.etcd_endpoints),
+        "--service-cluster-ip-range", str(args.service_cidr),
+        "--service-node-port-range", args.service_node_port_range,
         "--tls-cert-file", pki.server_crt, "--tls-private-key-file", pki.server_key,
         "--client-ca-file", pki.ca_crt, "--log-level", args.log_level], env)
     controller_manager = Component("controller-manager", base + [
@@ -209,6 +225,9 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
     kubelet = Component("kubelet", base + [
         "kubelet", "--kubeconfig", kubeconfigs["kubelet"], "--runtime", args.kubelet_runtime,
         "--node-name", args.node_name, "--log-level", args.log_level], env)
+    if "dns" not in args.disable:
+        kubelet.argv += ["--cluster-dns", args.cluster_dns,
+                         "--cluster-domain", args.cluster_domain]
     if args.kubelet_runtime != "fake":
         root = os.path.join(data_dir, "kubelet")
         logs = "/var/log/pods" if root == "/var/lib/pybernetes/kubelet" else \
@@ -280,6 +299,27 @@ def _kubelet_serving_cert(args: argparse.Namespace, pki) -> tuple[str, str]:
     return issue_serving_cert(pki, args.node_name, hosts,
                               os.path.join(pki.dir, "kubelet-serving.crt"),
                               os.path.join(pki.dir, "kubelet-serving.key"))
+
+
+def _check_services(args: argparse.Namespace) -> str:
+    """--cluster-dns defaults to the service CIDR's 10th address and must lie in it."""
+    import ipaddress
+    net = args.service_cidr
+    if not args.cluster_dns:
+        if net.num_addresses < 16:
+            return f"--service-cidr {net}: too small (needs room for the cluster DNS address)"
+        args.cluster_dns = str(net[10])
+    try:
+        dns = ipaddress.ip_address(args.cluster_dns)
+    except ValueError:
+        return f"--cluster-dns: not an IP address: {args.cluster_dns!r}"
+    if dns not in net:
+        return f"--cluster-dns {dns}: not inside --service-cidr {net}"
+    low, _, high = args.service_node_port_range.partition("-")
+    if not (low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) <= 65535):
+        return (f"--service-node-port-range: want LOW-HIGH like 30000-32767, "
+                f"got {args.service_node_port_range!r}")
+    return ""
 
 
 def _check_disable(disabled: list[str]) -> str:

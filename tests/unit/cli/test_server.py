@@ -135,12 +135,27 @@ def test_busy_port_fails_fast(tmp_path):
     assert f"port {port} on 127.0.0.1 is already in use" in out.stderr
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--service-cidr", "10.1.0.0/30"], "--service-cidr 10.1.0.0/30: too small"),
+    (["--cluster-dns", "10.44.0.10"], "--cluster-dns 10.44.0.10: not inside --service-cidr "
+                                      "10.43.0.0/16"),
+    (["--service-node-port-range", "32000-31000"], "--service-node-port-range: want LOW-HIGH"),
+])
+def test_bad_service_flags_fail_fast(tmp_path, flags, message):
+    out = subprocess.run(Server(tmp_path, *flags).argv, cwd=ROOT, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
 @pytest.mark.kubectl
 @pytest.mark.skipif(not _apiserver_available(), reason="pybernetes.apiserver.server not ready")
 @pytest.mark.skipif(KUBECTL is None, reason="no kubectl")
 def test_server_end_to_end(tmp_path, servers):
     kubeconfig = tmp_path / "home" / "kubeconfig"
-    s = Server(tmp_path, "--write-kubeconfig", str(kubeconfig))
+    # the node-wide network components (nftables, port 53, ports 80/443) stay off in tests
+    s = Server(tmp_path, "--write-kubeconfig", str(kubeconfig), "--service-cidr", "10.231.0.0/16",
+               "--disable", "proxy", "--disable", "dns", "--disable", "ingress")
     servers.append(s.start())
     assert s.wait_for("pybernetes is ready", 90), s.stderr()
     err = s.stderr()
@@ -155,6 +170,11 @@ def test_server_end_to_end(tmp_path, servers):
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "ok"
+
+    out = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), "get", "service",
+                          "kubernetes", "-o", "jsonpath={.spec.clusterIP}"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout == "10.231.0.1", "the API server's Service takes --service-cidr's first IP"
 
     kids = _children(s.proc.pid)
     assert kids, "the apiserver runs as a child process"
