@@ -33,6 +33,7 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.persistentvolume import PersistentVolumeBinder
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.resourcequota import ResourceQuotaController
+    from pybernetes.controllers.service_lb import ServiceLBController
     from pybernetes.controllers.serviceaccount import ServiceAccountController
     from pybernetes.controllers.serviceaccount_tokens import TokensController
     from pybernetes.controllers.statefulset import StatefulSetController
@@ -45,6 +46,7 @@ def controller_classes() -> dict[str, type[Controller]]:
             "nodelifecycle": NodeLifecycleController,
             "persistentvolume-binder": PersistentVolumeBinder,
             "replicaset": ReplicaSetController, "resourcequota": ResourceQuotaController,
+            "service-lb": ServiceLBController,
             "serviceaccount": ServiceAccountController,
             "serviceaccount-token": TokensController,
             "statefulset": StatefulSetController}

@@ -13,7 +13,7 @@ from pybernetes.controllers.serviceaccount import ca_from_kubeconfig
 KNOWN = ["cronjob", "daemonset", "deployment", "disruption", "endpoints", "endpointslice",
          "garbagecollector", "job", "local-path-provisioner", "namespace", "nodeipam",
          "nodelifecycle", "persistentvolume-binder", "replicaset", "resourcequota",
-         "serviceaccount", "serviceaccount-token", "statefulset"]
+         "service-lb", "serviceaccount", "serviceaccount-token", "statefulset"]
 
 
 def test_controllers_flag_star_enable_disable():
@@ -21,7 +21,7 @@ def test_controllers_flag_star_enable_disable():
     assert select("*,-deployment,-endpoints,-cronjob,-daemonset,-disruption", KNOWN) == [
         "endpointslice", "garbagecollector", "job", "local-path-provisioner", "namespace",
         "nodeipam", "nodelifecycle", "persistentvolume-binder", "replicaset", "resourcequota",
-        "serviceaccount", "serviceaccount-token", "statefulset"]
+        "service-lb", "serviceaccount", "serviceaccount-token", "statefulset"]
     assert select("replicaset", KNOWN) == ["replicaset"]
     assert select("", KNOWN) == KNOWN
     with pytest.raises(ValueError, match="unknown controller"):
