@@ -55,14 +55,17 @@ class Chain:
 def default_chain(disabled: list[str] | tuple[str, ...] = ()) -> Chain:
     """Upstream's order: NamespaceLifecycle first, LimitRanger early (its defaults are
     what quota counts), then ServiceAccount, DefaultStorageClass (quota charges the class),
+    StorageObjectInUseProtection,
     ResourceQuota last (it charges only what every other plugin let in)."""
     from .default_storage_class import DefaultStorageClass
     from .limit_ranger import LimitRanger
     from .namespace_lifecycle import NamespaceLifecycle
     from .resource_quota import ResourceQuota
     from .service_account import ServiceAccount
+    from .storage_object_in_use_protection import StorageObjectInUseProtection
     plugins: list[Plugin] = [NamespaceLifecycle(), LimitRanger(), ServiceAccount(),
-                             DefaultStorageClass(), ResourceQuota()]
+                             DefaultStorageClass(), StorageObjectInUseProtection(),
+                             ResourceQuota()]
     return Chain([p for p in plugins if p.name not in disabled])
 
 
