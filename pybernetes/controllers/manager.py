@@ -31,6 +31,8 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.node_lifecycle import NodeLifecycleController
     from pybernetes.controllers.nodeipam import NodeIPAMController
     from pybernetes.controllers.persistentvolume import PersistentVolumeBinder
+    from pybernetes.controllers.pv_protection import PVProtectionController
+    from pybernetes.controllers.pvc_protection import PVCProtectionController
     from pybernetes.controllers.replicaset import ReplicaSetController
     from pybernetes.controllers.resourcequota import ResourceQuotaController
     from pybernetes.controllers.service_lb import ServiceLBController
@@ -45,6 +47,7 @@ def controller_classes() -> dict[str, type[Controller]]:
             "namespace": NamespaceController, "nodeipam": NodeIPAMController,
             "nodelifecycle": NodeLifecycleController,
             "persistentvolume-binder": PersistentVolumeBinder,
+            "pv-protection": PVProtectionController, "pvc-protection": PVCProtectionController,
             "replicaset": ReplicaSetController, "resourcequota": ResourceQuotaController,
             "service-lb": ServiceLBController,
             "serviceaccount": ServiceAccountController,

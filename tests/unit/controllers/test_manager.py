@@ -12,16 +12,16 @@ from pybernetes.controllers.serviceaccount import ca_from_kubeconfig
 
 KNOWN = ["cronjob", "daemonset", "deployment", "disruption", "endpoints", "endpointslice",
          "garbagecollector", "job", "local-path-provisioner", "namespace", "nodeipam",
-         "nodelifecycle", "persistentvolume-binder", "replicaset", "resourcequota",
-         "service-lb", "serviceaccount", "serviceaccount-token", "statefulset"]
+         "nodelifecycle", "persistentvolume-binder", "pv-protection", "pvc-protection",
+         "replicaset", "resourcequota", "service-lb", "serviceaccount", "serviceaccount-token", "statefulset"]
 
 
 def test_controllers_flag_star_enable_disable():
     assert select("*", KNOWN) == KNOWN
     assert select("*,-deployment,-endpoints,-cronjob,-daemonset,-disruption", KNOWN) == [
         "endpointslice", "garbagecollector", "job", "local-path-provisioner", "namespace",
-        "nodeipam", "nodelifecycle", "persistentvolume-binder", "replicaset", "resourcequota",
-        "service-lb", "serviceaccount", "serviceaccount-token", "statefulset"]
+        "nodeipam", "nodelifecycle", "persistentvolume-binder", "pv-protection",
+        "pvc-protection", "replicaset", "resourcequota", "service-lb", "serviceaccount", "serviceaccount-token", "statefulset"]
     assert select("replicaset", KNOWN) == ["replicaset"]
     assert select("", KNOWN) == KNOWN
     with pytest.raises(ValueError, match="unknown controller"):
