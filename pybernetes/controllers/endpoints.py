@@ -61,11 +61,25 @@ def endpoint_pods(svc: dict, pods: list[dict]) -> list[dict]:
     return sorted(out, key=lambda p: (p["metadata"]["name"]))
 
 
-def _address(pod: dict) -> dict:
+def endpoint_hostname(svc: dict, pod: dict) -> str:
+    """The pod's hostname when its subdomain is this service (in its namespace), as
+    upstream sets it: cluster DNS serves <hostname>.<service>.<ns>.svc for it."""
+    spec = pod.get("spec") or {}
+    same_ns = (svc.get("metadata") or {}).get("namespace") == pod["metadata"].get("namespace")
+    if spec.get("hostname") and same_ns and \
+            spec.get("subdomain") == (svc.get("metadata") or {}).get("name"):
+        return spec["hostname"]
+    return ""
+
+
+def _address(pod: dict, svc: dict | None = None) -> dict:
     md = pod["metadata"]
     addr: dict[str, Any] = {"ip": pod["status"]["podIP"],
                             "targetRef": {"kind": "Pod", "namespace": md["namespace"],
                                           "name": md["name"], "uid": md.get("uid")}}
+    hostname = endpoint_hostname(svc, pod) if svc else ""
+    if hostname:
+        addr["hostname"] = hostname
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
         addr["nodeName"] = node
@@ -91,7 +105,8 @@ def endpoints_subsets(svc: dict, pods: list[dict]) -> list[dict]:
         key = tuple(sorted((p.get("name", ""), p["port"], p["protocol"]) for p in ports))
         group = groups.setdefault(key, {"ports": sorted(ports, key=lambda p: p.get("name", ""))})
         ready = podutil.is_ready(pod) or publish
-        group.setdefault("addresses" if ready else "notReadyAddresses", []).append(_address(pod))
+        group.setdefault("addresses" if ready else "notReadyAddresses", []).append(
+            _address(pod, svc))
     return [groups[k] for k in sorted(groups)]
 
 
@@ -111,6 +126,9 @@ def slice_endpoints(svc: dict, pods: list[dict]) -> tuple[list[dict], list[dict]
                               "conditions": {"ready": (ready or publish) and not terminating,
                                              "serving": ready, "terminating": terminating},
                               "targetRef": _address(pod)["targetRef"]}
+        hostname = endpoint_hostname(svc, pod)
+        if hostname:
+            ep["hostname"] = hostname
         node = (pod.get("spec") or {}).get("nodeName")
         if node:
             ep["nodeName"] = node
