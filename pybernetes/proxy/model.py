@@ -162,6 +162,8 @@ class Targets:
     has_endpoints: bool
     internal: tuple[Endpoint, ...]   # traffic to cluster IPs
     external: tuple[Endpoint, ...]   # traffic to node ports, external IPs, LB IPs
+    cluster: tuple[Endpoint, ...] = ()  # usable endpoints on every node
+    local: tuple[Endpoint, ...] = ()    # usable endpoints on this node
 
 
 def targets(sp: ServicePort, node: str) -> Targets:
@@ -169,4 +171,5 @@ def targets(sp: ServicePort, node: str) -> Targets:
     local = _usable(e for e in sp.endpoints if e.is_local(node))
     internal = local if sp.internal_local else everywhere
     external = local if sp.external_local else everywhere
-    return Targets(has_endpoints=bool(everywhere), internal=internal, external=external)
+    return Targets(has_endpoints=bool(everywhere), internal=internal, external=external,
+                   cluster=everywhere, local=local)
