@@ -12,7 +12,8 @@ from pathlib import Path
 from pybernetes.kubelet.runtime.base import ContainerConfig, Runtime, SandboxConfig
 
 BUSYBOX = "/bin/busybox"
-CRI_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) ([PF]) (.*)$")
+CRI_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(?:Z|[+-]\d\d:\d\d) "
+                      rb"(stdout|stderr) ([PF]) (.*)$")
 
 
 def busybox_layer(path: Path) -> str:

@@ -4,15 +4,23 @@ Layout under `<root>/<runtime name>/`:
 
     sandboxes/<id>/sandbox.json          config, state, IPs, namespace paths
     containers/<id>/container.json       config, sandbox, log path, start time
-    containers/<id>/monitor.json         written by the monitor once the process runs
-    containers/<id>/exit.json            written by the monitor when it exited
+    containers/<id>/monitor.json         the monitor's and the process' pids, start time
+    containers/<id>/exit.json            exit code, finish time, OOM kill
 
 Every file is written atomically (rename), so a kubelet restarting at any moment
 reads either the old or the new state; nothing is kept only in memory.
+
+The runtime also keeps an index of those records in memory (loaded from disk when it
+is made, updated by its own writes), so listing does not read every container's files:
+a record only changes through this runtime, and a running container's state only
+changes when its exit is recorded (or its monitor dies), which is all a listing checks.
+The files stay the truth: a new runtime over the same root (the kubelet restarted)
+finds everything again.
 """
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import secrets
@@ -101,6 +109,22 @@ class MonitoredRuntime(Runtime):
         self.containers_dir = self.dir / "containers"
         for d in (self.sandboxes_dir, self.containers_dir):
             d.mkdir(parents=True, exist_ok=True)
+        self._sandboxes: dict[str, dict] = {}             # id -> sandbox.json
+        self._sandbox_statuses: dict[str, SandboxStatus] = {}
+        self._containers: dict[str, dict] = {}            # id -> container.json
+        self._monitors: dict[str, dict] = {}              # id -> monitor.json (never changes)
+        self._exits: dict[str, dict] = {}                 # id -> exit record (final)
+        self._load_index()
+
+    def _load_index(self) -> None:
+        for d in sorted(self.sandboxes_dir.iterdir()):
+            rec = read_json(d / "sandbox.json")
+            if rec is not None and rec.get("id") == d.name:
+                self._sandboxes[d.name] = rec
+        for d in sorted(self.containers_dir.iterdir()):
+            rec = read_json(d / "container.json")
+            if rec is not None and rec.get("id") == d.name:
+                self._containers[d.name] = rec
 
     # ----- hooks -------------------------------------------------------------------
     async def _setup_sandbox(self, sid: str, cfg: SandboxConfig, rec: dict) -> None:
@@ -119,6 +143,11 @@ class MonitoredRuntime(Runtime):
     def _monitor_spec(self, rec: dict) -> dict:
         raise NotImplementedError
 
+    def _collect_exit(self, rec: dict) -> dict | None:
+        """The container's exit record once there is one (exit.json by default; a
+        runtime whose monitor records exits elsewhere turns that into exit.json)."""
+        return read_json(self._cdir(rec["id"]) / "exit.json")
+
     async def _signal(self, rec: dict, sig: int, all_processes: bool = False) -> None:
         raise NotImplementedError
 
@@ -133,22 +162,25 @@ class MonitoredRuntime(Runtime):
         return self.containers_dir / _safe_id(cid)
 
     def _load_sandbox(self, sid: str) -> dict:
-        rec = read_json(self._sdir(sid) / "sandbox.json")
-        if rec is None:
-            raise KeyError(sid)
-        return rec
+        """The indexed record (KeyError when unknown); change it only through _save."""
+        return self._sandboxes[_safe_id(sid)]
 
     def _save_sandbox(self, rec: dict) -> None:
         write_json(self._sdir(rec["id"]) / "sandbox.json", rec)
+        self._sandboxes[rec["id"]] = rec
+        self._sandbox_statuses.pop(rec["id"], None)
 
     def _load_container(self, cid: str) -> dict:
-        rec = read_json(self._cdir(cid) / "container.json")
-        if rec is None:
-            raise KeyError(cid)
-        return rec
+        """The indexed record (KeyError when unknown); change it only through _save."""
+        return self._containers[_safe_id(cid)]
 
     def _save_container(self, rec: dict) -> None:
         write_json(self._cdir(rec["id"]) / "container.json", rec)
+        self._containers[rec["id"]] = rec
+
+    def _forget_container(self, cid: str) -> None:
+        for index in (self._containers, self._monitors, self._exits):
+            index.pop(cid, None)
 
     # ----- sandboxes ---------------------------------------------------------------
     async def run_pod_sandbox(self, cfg: SandboxConfig) -> str:
@@ -199,24 +231,28 @@ class MonitoredRuntime(Runtime):
     async def _remove_sandbox_files(self, rec: dict) -> None:
         await self._release_sandbox(rec)
         shutil.rmtree(self._sdir(rec["id"]), ignore_errors=True)
+        self._sandboxes.pop(rec["id"], None)
+        self._sandbox_statuses.pop(rec["id"], None)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         return self._sandbox_status(self._load_sandbox(sandbox_id))
 
     def _sandbox_status(self, rec: dict) -> SandboxStatus:
-        ips = rec.get("ips") or []
-        return SandboxStatus(
-            id=rec["id"], state="ready" if rec.get("state") == "ready" else "notready",
-            created_at=rec["created_at"], ip=ips[0] if ips else "", ips=list(ips),
-            netns_path=rec.get("netns_path", ""), config=sandbox_config_from(rec["config"]))
+        """A copy of the status (built once per saved record): callers may change its
+        fields (the config is shared: read it only)."""
+        st = self._sandbox_statuses.get(rec["id"])
+        if st is None:
+            ips = rec.get("ips") or []
+            st = SandboxStatus(
+                id=rec["id"], state="ready" if rec.get("state") == "ready" else "notready",
+                created_at=rec["created_at"], ip=ips[0] if ips else "", ips=list(ips),
+                netns_path=rec.get("netns_path", ""),
+                config=sandbox_config_from(rec["config"]))
+            self._sandbox_statuses[rec["id"]] = st
+        return copy.copy(st)
 
     async def list_pod_sandboxes(self) -> list[SandboxStatus]:
-        out = []
-        for d in sorted(self.sandboxes_dir.iterdir()):
-            rec = read_json(d / "sandbox.json")
-            if rec is not None:
-                out.append(self._sandbox_status(rec))
-        return out
+        return [self._sandbox_status(self._sandboxes[sid]) for sid in sorted(self._sandboxes)]
 
     # ----- containers --------------------------------------------------------------
     async def create_container(self, sandbox_id: str, cfg: ContainerConfig,
@@ -244,6 +280,7 @@ class MonitoredRuntime(Runtime):
         except BaseException as e:
             await self._release_container(rec)
             shutil.rmtree(cdir, ignore_errors=True)
+            self._forget_container(cid)
             if isinstance(e, ContainerRuntimeError) or not isinstance(e, Exception):
                 raise
             raise ContainerRuntimeError(f"creating container {cfg.name}: {e}",
@@ -258,21 +295,38 @@ class MonitoredRuntime(Runtime):
         if rec.get("started_at"):
             raise ContainerRuntimeError(f"container {container_id} was already started")
         cdir = self._cdir(container_id)
+        rec["started_at"] = time.time()   # "start was attempted": never started twice
+        self._save_container(rec)
+        try:
+            mon = await self._start_monitor(rec)
+        except ContainerRuntimeError as e:
+            write_json(cdir / "exit.json", {"exit_code": 128, "finished_at": time.time(),
+                                            "reason": "StartError", "message": str(e)})
+            raise
+        write_json(cdir / "monitor.json", mon)
+        self._monitors[container_id] = mon
+        rec["started_at"] = mon["started_at"]
+        self._save_container(rec)
+
+    async def _start_monitor(self, rec: dict) -> dict:
+        """Start the container under its monitor; what monitor.json says (monitor_pid,
+        pid, started_at, pid_start_time). ContainerRuntimeError when it did not start.
+        Default: the Python monitor (monitor.py), which writes monitor.json itself."""
+        cdir = self._cdir(rec["id"])
         spec = self._monitor_spec(rec)
-        spec.update(id=container_id, log_path=rec["log_path"],
+        spec.update(id=rec["id"], log_path=rec["log_path"],
                     monitor_file=str(cdir / "monitor.json"), exit_file=str(cdir / "exit.json"),
                     monitor_log=str(cdir / "monitor.log"), pid_file=str(cdir / "pid"))
         write_json(cdir / "monitor-spec.json", spec)
-        rec["started_at"] = time.time()   # "start was attempted": never started twice
-        self._save_container(rec)
         result = await self._launch_monitor(cdir / "monitor-spec.json")
         if not result.get("ok"):
-            msg = result.get("error") or "the container's monitor did not start"
-            write_json(cdir / "exit.json", {"exit_code": 128, "finished_at": time.time(),
-                                            "reason": "StartError", "message": msg})
-            raise ContainerRuntimeError(msg, reason="RunContainerError")
-        rec["started_at"] = result["started_at"]
-        self._save_container(rec)
+            raise ContainerRuntimeError(
+                result.get("error") or "the container's monitor did not start",
+                reason="RunContainerError")
+        mon = read_json(cdir / "monitor.json")
+        if mon is None:
+            raise ContainerRuntimeError("the container's monitor did not record its start")
+        return mon
 
     async def _launch_monitor(self, spec_path: Path) -> dict:
         """Start the monitor (it double-forks) and read its one-line start result."""
@@ -325,34 +379,42 @@ class MonitoredRuntime(Runtime):
             await self.stop_container(container_id, 0)
         await self._release_container(rec)
         shutil.rmtree(self._cdir(container_id), ignore_errors=True)
+        self._forget_container(container_id)
 
     def _state(self, rec: dict) -> tuple[str, dict]:
-        """(state, exit record) from the files the monitor writes."""
-        cdir = self._cdir(rec["id"])
-        exit_rec = read_json(cdir / "exit.json")
+        """(state, exit record or monitor record). An exit is final, so it is looked
+        for on disk only until it is found; a running container costs a look for its
+        exit and one read of /proc."""
+        cid = rec["id"]
+        if cid in self._exits:
+            return "exited", self._exits[cid]
+        exit_rec = self._collect_exit(rec)
         if exit_rec is not None:
+            self._exits[cid] = exit_rec
             return "exited", exit_rec
-        mon = read_json(cdir / "monitor.json")
+        mon = self._monitor_record(rec)
         if mon is None:
             if not rec.get("started_at"):
                 return "created", {}
-            return "running" if self._starting(cdir) else "unknown", {}
+            starting = time.time() - rec["started_at"] < MONITOR_START_TIMEOUT
+            return "running" if starting else "unknown", {}
         if pid_alive(mon["pid"], mon.get("pid_start_time", 0)) \
-                or pid_alive(mon["monitor_pid"]):
+                or pid_alive(mon["monitor_pid"], mon.get("monitor_start_time", 0)):
             return "running", mon
-        exit_rec = read_json(cdir / "exit.json")   # it may have exited just now
-        if exit_rec is not None:
-            return "exited", exit_rec
-        return "exited", {"exit_code": 255, "finished_at": 0.0, "reason": "Error",
-                          "message": "the container's monitor died; exit status lost"}
+        exit_rec = self._collect_exit(rec)   # it may have exited just now
+        if exit_rec is None:
+            exit_rec = {"exit_code": 255, "finished_at": 0.0, "reason": "Error",
+                        "message": "the container's monitor died; exit status lost"}
+        self._exits[cid] = exit_rec
+        return "exited", exit_rec
 
-    def _starting(self, cdir: Path) -> bool:
-        # Between start_container's first write and the monitor's record.
-        spec = cdir / "monitor-spec.json"
-        try:
-            return time.time() - spec.stat().st_mtime < MONITOR_START_TIMEOUT
-        except OSError:
-            return False
+    def _monitor_record(self, rec: dict) -> dict | None:
+        mon = self._monitors.get(rec["id"])
+        if mon is None and rec.get("started_at"):
+            mon = read_json(self._cdir(rec["id"]) / "monitor.json")
+            if mon is not None:
+                self._monitors[rec["id"]] = mon
+        return mon
 
     async def container_status(self, container_id: str) -> ContainerStatus:
         return self._container_status(self._load_container(container_id))
@@ -379,27 +441,25 @@ class MonitoredRuntime(Runtime):
         return st
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
-        out = []
-        for d in sorted(self.containers_dir.iterdir()):
-            rec = read_json(d / "container.json")
-            if rec is None or (sandbox_id is not None and rec["sandbox_id"] != sandbox_id):
-                continue
-            out.append(self._container_status(rec))
-        return out
+        return [self._container_status(rec) for _, rec in sorted(self._containers.items())
+                if sandbox_id is None or rec["sandbox_id"] == sandbox_id]
 
     async def reopen_container_log(self, container_id: str) -> None:
-        """Signal the container's monitor to reopen its log; wait (bounded) until the
+        """Ask the container's monitor to reopen its log; wait (bounded) until the
         new file exists so the kubelet's rotation can carry on at once."""
         rec = self._running_record(container_id)
-        mon = read_json(self._cdir(container_id) / "monitor.json") or {}
+        mon = self._monitor_record(rec) or {}
         if not pid_alive(mon.get("monitor_pid", 0)):
             raise ContainerRuntimeError(f"container {container_id} has no running monitor")
-        os.kill(mon["monitor_pid"], signal.SIGUSR1)
+        self._ask_reopen(rec, mon)
         deadline = time.monotonic() + 5.0
         while not os.path.exists(rec["log_path"]) and time.monotonic() < deadline:
             await asyncio.sleep(POLL)
         if not os.path.exists(rec["log_path"]):
             raise ContainerRuntimeError(f"container {container_id}: log was not reopened")
+
+    def _ask_reopen(self, rec: dict, mon: dict) -> None:
+        os.kill(mon["monitor_pid"], signal.SIGUSR1)
 
     def _running_record(self, container_id: str) -> dict:
         try:

@@ -24,13 +24,16 @@ import shutil
 import signal
 import stat
 import sys
+import time
 from pathlib import Path
 
 from pybernetes.kubelet.runtime.base import (
     ContainerConfig, ContainerRuntimeError, ExecResult, SandboxConfig,
 )
+from pybernetes.kubelet.runtime.monitor import last_runc_error, proc_start_time
 from pybernetes.kubelet.runtime.monitored import (
-    MonitoredRuntime, run_with_timeout, sandbox_config_from,
+    MONITOR_START_TIMEOUT, MonitoredRuntime, run_with_timeout, sandbox_config_from,
+    write_json,
 )
 
 CGROUP_ROOT = "pybernetes"
@@ -238,15 +241,18 @@ def resolv_conf(cfg: SandboxConfig) -> str:
 class RuncRuntime(MonitoredRuntime):
     name = "runc"
 
-    def __init__(self, root: str, network=None, runc: str | None = None):
+    def __init__(self, root: str, network=None, runc: str | None = None,
+                 conmon: str | None = None):
         """`network` (optional) sets up and tears down the pod network inside the
         sandbox's netns: `setup(netns_path, cfg) -> list[str]` (IPs), `teardown(...)`;
         either may be a coroutine function. Without it a pod only has loopback."""
         super().__init__(root)
         self.runc = runc or shutil.which("runc") or "/usr/sbin/runc"
+        self.conmon = conmon or shutil.which("conmon") or "/usr/bin/conmon"
         self.state_root = self.dir / "state"
+        self.exits_dir = self.dir / "exits"
         self.netns_dir = self.root / "netns"
-        for d in (self.state_root, self.netns_dir):
+        for d in (self.state_root, self.exits_dir, self.netns_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.network = network
         self._version = ""
@@ -390,7 +396,7 @@ class RuncRuntime(MonitoredRuntime):
             env.setdefault("HOSTNAME", scfg["hostname"])
         caps = capabilities(sec)
         process = {
-            "terminal": False, "args": list(cfg.command),
+            "terminal": bool(cfg.tty), "args": list(cfg.command),
             "env": [f"{k}={v}" for k, v in env.items()], "cwd": cfg.working_dir or "/",
             "user": {"uid": uid, "gid": gid, "additionalGids": groups},
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
@@ -486,18 +492,117 @@ class RuncRuntime(MonitoredRuntime):
                            "options": ["rbind", prop, "ro" if m.readonly else "rw"]})
         return mounts
 
-    def _monitor_spec(self, rec: dict) -> dict:
+    # ----- the monitor: conmon -------------------------------------------------------
+    async def _start_monitor(self, rec: dict) -> dict:
+        """conmon runs `runc create` (holding the container's stdio), reports the pid on
+        its sync pipe and stays as the container's parent; then `runc start`."""
+        cid, cdir = rec["id"], self._cdir(rec["id"])
+        sync_r, sync_w = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self._conmon_args(rec), pass_fds=(sync_w,), cwd=str(cdir),
+                env={"_OCI_SYNCPIPE": str(sync_w), "PATH": os.environ.get("PATH", DEFAULT_PATH),
+                     "TZ": "UTC"},
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except OSError as e:
+            os.close(sync_r)
+            raise ContainerRuntimeError(f"starting conmon: {e}") from e
+        finally:
+            os.close(sync_w)
+        reply = await _read_sync_reply(sync_r, MONITOR_START_TIMEOUT)
+        _, err = await proc.communicate()   # the first conmon exits once it has forked
+        pid = int(reply.get("data", -1)) if isinstance(reply.get("data"), int) else -1
+        if pid <= 0:
+            msg = last_runc_error(str(cdir / "runc.log")) or reply.get("message") or \
+                err.decode(errors="replace").strip() or "conmon did not start the container"
+            await self._runc("delete", "--force", cid)
+            raise ContainerRuntimeError(msg.strip(), reason="RunContainerError")
+        code, msg = await self._runc("start", cid)
+        if code != 0:
+            await self._runc("delete", "--force", cid)   # conmon then records an exit
+            raise ContainerRuntimeError(last_runc_error(str(cdir / "runc.log")) or msg
+                                        or "runc start failed", reason="RunContainerError")
+        conmon_pid = _read_pid(cdir / "conmon.pid")
+        return {"monitor": "conmon", "monitor_pid": conmon_pid,
+                "monitor_start_time": proc_start_time(conmon_pid), "pid": pid,
+                "pid_start_time": proc_start_time(pid), "started_at": time.time()}
+
+    def _conmon_args(self, rec: dict) -> list[str]:
+        cid, cdir, cfg = rec["id"], self._cdir(rec["id"]), rec["config"]
+        args = [self.conmon, "--api-version", "1", "-c", cid, "-u", cid, "-r", self.runc,
+                "-b", str(cdir / "bundle"), "-p", str(cdir / "pid"),
+                "-P", str(cdir / "conmon.pid"), "-l", "k8s-file:" + rec["log_path"],
+                "--exit-dir", str(self.exits_dir), "--persist-dir", str(cdir),
+                # the attach socket in the bundle, reached through a directory fd
+                "--full-attach",
+                "--runtime-arg", f"--root={self.state_root}",
+                "--runtime-arg", f"--log={cdir / 'runc.log'}",
+                "--runtime-arg", "--log-format=json", "--log-level", "error"]
+        if cfg.get("tty"):
+            args.append("-t")
+        elif cfg.get("stdin"):
+            args.append("-i")
+        if cfg.get("stdin") and not cfg.get("stdin_once"):
+            args.append("--leave-stdin-open")
+        return args
+
+    def _collect_exit(self, rec: dict) -> dict | None:
+        """conmon's exit file (`<exits>/<id>`: the code; its mtime is the finish time)
+        becomes exit.json, with whether the memory cgroup OOM-killed anything."""
+        found = super()._collect_exit(rec)
+        if found is not None:
+            return found
+        path = self.exits_dir / rec["id"]
+        try:
+            finished_at = path.stat().st_mtime
+            code = int(path.read_text().strip() or "255")
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            code = 255
+        if code < 0:   # conmon's "no status" (e.g. the runtime failed)
+            code = 255
         cdir = self._cdir(rec["id"])
-        oom = []
+        oom = (cdir / "oom").exists() or self._oom_counted(rec)
+        exit_rec = {"exit_code": code, "finished_at": finished_at, "oom_killed": oom}
+        write_json(cdir / "exit.json", exit_rec)
+        path.unlink(missing_ok=True)
+        return exit_rec
+
+    def _oom_counted(self, rec: dict) -> bool:
+        """The memory cgroup's oom_kill counter (v1 memory.oom_control, v2 memory.events):
+        conmon's own OOM event can lose the race with the exit."""
+        if not rec.get("cgroups_path"):
+            return False
         mounts = cgroup_mounts()
         rel = rec["cgroups_path"].lstrip("/")
         if "memory" in mounts:
-            oom.append(os.path.join(mounts["memory"], rel, "memory.oom_control"))
+            path = os.path.join(mounts["memory"], rel, "memory.oom_control")
         elif "" in mounts:
-            oom.append(os.path.join(mounts[""], rel, "memory.events"))
-        return {"mode": "runc", "runc": self.runc, "runc_root": str(self.state_root),
-                "bundle": str(cdir / "bundle"), "runc_log": str(cdir / "runc.log"),
-                "oom_files": oom}
+            path = os.path.join(mounts[""], rel, "memory.events")
+        else:
+            return False
+        try:
+            with open(path) as f:
+                return any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0
+                           for line in f if len(line.split()) == 2)
+        except (OSError, ValueError):
+            return False
+
+    def _ask_reopen(self, rec: dict, mon: dict) -> None:
+        if mon.get("monitor") != "conmon":
+            return super()._ask_reopen(rec, mon)
+        # conmon's control fifo: "<type> <height> <width>"; type 2 reopens the log
+        _write_ctl(self._cdir(rec["id"]) / "bundle" / "ctl", "2 0 0\n")
+
+    def attach_socket(self, container_id: str) -> str:
+        """The container's conmon attach socket (SOCK_SEQPACKET; reach it through a
+        directory fd: the path may be longer than a socket address allows)."""
+        return str(self._cdir(container_id) / "bundle" / "attach")
+
+    def resize_terminal(self, container_id: str, width: int, height: int) -> None:
+        _write_ctl(self._cdir(container_id) / "bundle" / "ctl", f"1 {height} {width}\n")
 
     async def _signal(self, rec: dict, sig: int, all_processes: bool = False) -> None:
         sandbox = self._load_sandbox_or_empty(rec["sandbox_id"])
@@ -521,6 +626,7 @@ class RuncRuntime(MonitoredRuntime):
         rootfs = rec.get("rootfs")
         if rootfs and os.path.exists(rootfs):
             umount(rootfs)
+        (self.exits_dir / cid).unlink(missing_ok=True)
         if rec.get("cgroups_path"):   # runc removed it; a left-over empty dir is ours too
             for d in cgroup_dirs(rec["cgroups_path"]):
                 try:
@@ -544,6 +650,45 @@ class RuncRuntime(MonitoredRuntime):
         finally:
             pid_file.unlink(missing_ok=True)
         return ExecResult(exit_code=code, stdout=out, stderr=err)
+
+
+async def _read_sync_reply(fd: int, timeout: float) -> dict:
+    """conmon's first line on the sync pipe: {"data": <pid or -1>, "message": ...};
+    {} when it closed the pipe without one (it failed) or took too long."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout)
+    except TimeoutError:
+        line = b""
+    finally:
+        transport.close()
+    try:
+        reply = json.loads(line) if line else {}
+    except ValueError:
+        reply = {}
+    return reply if isinstance(reply, dict) else {}
+
+
+def _read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _write_ctl(path: Path, message: str) -> None:
+    """One message to conmon's control fifo (ENXIO: conmon is gone, nobody reads it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise ContainerRuntimeError(f"the container's monitor is gone: {e}") from e
+    try:
+        os.write(fd, message.encode())
+    finally:
+        os.close(fd)
 
 
 def _kill_pid_file(path: Path) -> None:
