@@ -38,9 +38,63 @@ async def _ensure(api: APIState, group_version_plural: tuple[str, str, str], ns:
             raise
 
 
-def _first_service_ip(cidr: str) -> str:
+def first_service_ip(cidr: str) -> str:
     import ipaddress
     return str(ipaddress.ip_network(cidr).network_address + 1)
+
+
+def advertised_address(cfg) -> str:
+    """Where in-cluster clients reach us: --advertise-address, else the bind address, else
+    (bound to all) this machine's primary address, as upstream picks it."""
+    if cfg.advertise_address:
+        return cfg.advertise_address
+    if cfg.bind_address not in ("0.0.0.0", "::", ""):
+        return cfg.bind_address
+    from ..kubelet.machine import primary_ip
+    return primary_ip()
+
+
+def _kubernetes_endpoints(address: str, port: int) -> tuple[dict, dict]:
+    """default/kubernetes as Endpoints and as an EndpointSlice (the proxy reads slices;
+    upstream's endpoint reconciler keeps both, the mirroring controller skips them)."""
+    endpoints = {
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": address}],
+                     "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}
+    family = "IPv6" if ":" in address else "IPv4"
+    endpoint_slice = {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": family,
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+    return endpoints, endpoint_slice
+
+
+async def _reconcile(api: APIState, group_version_plural: tuple[str, str, str], ns: str,
+                     obj: dict, fields: tuple[str, ...]) -> None:
+    """Create obj, or bring the stored one's `fields` back to obj's (a restart on another
+    port or address must not leave in-cluster clients dialling the old one)."""
+    rs = api.resource(*group_version_plural)
+    if rs is None:
+        return
+    found = await rs.try_get(ns, obj["metadata"]["name"])
+    if found is None:
+        await _ensure(api, group_version_plural, ns, obj)
+        return
+    current = found[0]
+    if all(current.get(f) == obj.get(f) for f in fields):
+        return
+    updated = {**current, **{f: obj[f] for f in fields}}
+    try:
+        await rs.update(ns, obj["metadata"]["name"], updated, Context(SYSTEM))
+        log.info("updated %s %s", rs.s.kind, obj["metadata"]["name"])
+    except errors.StatusError as e:
+        if e.code != 409:   # someone else wrote it meanwhile; the next start fixes it
+            raise
 
 
 async def bootstrap(api: APIState) -> None:
@@ -48,7 +102,7 @@ async def bootstrap(api: APIState) -> None:
         await _ensure(api, ("", "v1", "namespaces"), "",
                       {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     cfg = api.config
-    ip = _first_service_ip(cfg.service_cluster_ip_range)
+    ip = first_service_ip(cfg.service_cluster_ip_range)
     await _ensure(api, ("", "v1", "services"), "default", {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default",
@@ -56,12 +110,9 @@ async def bootstrap(api: APIState) -> None:
         "spec": {"clusterIP": ip, "type": "ClusterIP", "sessionAffinity": "None",
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                             "targetPort": cfg.secure_port}]}})
-    address = cfg.bind_address if cfg.bind_address not in ("0.0.0.0", "::") else "127.0.0.1"
-    await _ensure(api, ("", "v1", "endpoints"), "default", {
-        "apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": "kubernetes", "namespace": "default",
-                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-        "subsets": [{"addresses": [{"ip": address}],
-                     "ports": [{"name": "https", "port": cfg.secure_port, "protocol": "TCP"}]}]})
+    endpoints, endpoint_slice = _kubernetes_endpoints(advertised_address(cfg), cfg.secure_port)
+    await _reconcile(api, ("", "v1", "endpoints"), "default", endpoints, ("subsets",))
+    await _reconcile(api, ("discovery.k8s.io", "v1", "endpointslices"), "default",
+                     endpoint_slice, ("addressType", "endpoints", "ports"))
     await _ensure(api, ("storage.k8s.io", "v1", "storageclasses"), "",
                   copy.deepcopy(LOCAL_PATH_CLASS))

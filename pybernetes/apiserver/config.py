@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 class APIServerConfig:
     data_dir: str
     bind_address: str = "127.0.0.1"
+    # published in default/kubernetes for in-cluster clients ("" = the bind address, or
+    # this machine's primary address when binding to all); served too when not bound
+    advertise_address: str = ""
     secure_port: int = 6443
     storage: str = "sqlite"  # sqlite | etcd
     etcd_endpoints: list[str] = field(default_factory=lambda: ["http://127.0.0.1:2379"])

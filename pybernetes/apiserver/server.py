@@ -51,14 +51,25 @@ async def start(config: APIServerConfig) -> tuple[web.AppRunner, APIState, list[
     if config.tls_cert_file:
         ssl_ctx = make_server_ssl_context(config.tls_cert_file, config.tls_private_key_file,
                                           config.client_ca_file or None)
-    site = web.TCPSite(runner, config.bind_address, config.secure_port, ssl_context=ssl_ctx,
-                       backlog=1024, reuse_address=True)
-    await site.start()
+    for address in _listen_addresses(config):
+        site = web.TCPSite(runner, address, config.secure_port, ssl_context=ssl_ctx,
+                           backlog=1024, reuse_address=True)
+        await site.start()
     tasks = [asyncio.create_task(compaction_loop(store, config.compaction_interval))]
     scheme = "https" if ssl_ctx else "http"
-    log.info("serving on %s://%s:%d (storage: %s)", scheme, config.bind_address,
-             config.secure_port, config.storage)
+    log.info("serving on %s://%s:%d (storage: %s)", scheme,
+             " and ".join(_listen_addresses(config)), config.secure_port, config.storage)
     return runner, api, tasks
+
+
+def _listen_addresses(config: APIServerConfig) -> list[str]:
+    """The bind address, plus the advertised one when binding does not cover it (a
+    loopback-bound server stays reachable for pods through the `kubernetes` Service)."""
+    from .bootstrap import advertised_address
+    if config.bind_address in ("0.0.0.0", "::"):
+        return [config.bind_address]
+    advertised = advertised_address(config)
+    return [config.bind_address] + ([advertised] if advertised != config.bind_address else [])
 
 
 async def stop(runner: web.AppRunner, api: APIState, tasks: list[asyncio.Task]) -> None:

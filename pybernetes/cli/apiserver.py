@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     flags.add_data_dir(p)
     p.add_argument("--bind-address", default="127.0.0.1", metavar="IP",
                    help="address to listen on (default: %(default)s; 0.0.0.0 for all)")
+    p.add_argument("--advertise-address", default="", metavar="IP",
+                   help="address in-cluster clients reach this server at (the `kubernetes` "
+                        "Service's endpoint); served as well when --bind-address does not "
+                        "cover it (default: the bind address, or this machine's primary "
+                        "address when binding to all)")
     p.add_argument("--secure-port", type=flags.port, default=6443, metavar="PORT",
                    help="HTTPS port (default: %(default)s)")
     flags.add_storage(p)
@@ -65,7 +70,8 @@ def config_from_args(args: argparse.Namespace):
     """The APIServerConfig these flags describe, with the data dir's PKI filling TLS gaps."""
     from pybernetes.apiserver.config import APIServerConfig
     config = APIServerConfig(
-        data_dir=args.data_dir, bind_address=args.bind_address, secure_port=args.secure_port,
+        data_dir=args.data_dir, bind_address=args.bind_address,
+        advertise_address=args.advertise_address, secure_port=args.secure_port,
         storage=args.storage, etcd_endpoints=list(args.etcd_endpoints),
         tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
@@ -77,7 +83,10 @@ def config_from_args(args: argparse.Namespace):
                          "must be given together")
     if not (config.tls_cert_file and config.client_ca_file):
         from pybernetes.auth.pki import ensure_pki
-        pki = ensure_pki(config.pki_dir, flags.serving_hosts(config.bind_address))
+        from pybernetes.apiserver.bootstrap import first_service_ip
+        pki = ensure_pki(config.pki_dir, flags.serving_hosts(
+            config.bind_address, config.advertise_address,
+            first_service_ip(config.service_cluster_ip_range)))
         config.tls_cert_file = config.tls_cert_file or pki.server_crt
         config.tls_private_key_file = config.tls_private_key_file or pki.server_key
         config.client_ca_file = config.client_ca_file or pki.ca_crt

@@ -79,11 +79,13 @@ def url_host(bind_address: str) -> str:
     return f"[{bind_address}]" if ":" in bind_address else bind_address
 
 
-def serving_hosts(bind_address: str) -> list[str]:
-    """Names the serving certificate needs beyond the defaults: this host, the bind address."""
+def serving_hosts(bind_address: str, *more: str) -> list[str]:
+    """Names the serving certificate needs beyond the defaults: this host, the bind
+    address and `more` (the advertised address, the `kubernetes` Service's IP)."""
     hosts = [socket.gethostname()]
-    if bind_address not in ("0.0.0.0", "::", ""):
-        hosts.append(bind_address)
+    for host in (bind_address, *more):
+        if host not in ("0.0.0.0", "::", ""):
+            hosts.append(host)
     return hosts
 
 

@@ -81,6 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bind-address", default="127.0.0.1", metavar="IP",
                    help="address the API server listens on (default: %(default)s; "
                         "0.0.0.0 for all interfaces)")
+    p.add_argument("--advertise-address", default="", metavar="IP",
+                   help="address pods reach the API server at through the `kubernetes` "
+                        "Service (default: this machine's primary address when a real node "
+                        "runs pods, else the bind address)")
     p.add_argument("--write-kubeconfig", metavar="FILE", default="",
                    help="also write the admin kubeconfig to FILE (mode 0600)")
     flags.add_storage(p)
@@ -151,7 +155,9 @@ def _run_locked(args: argparse.Namespace, data_dir: str) -> int:
         return 1
     with ui.status("generating certificates"):
         from pybernetes.auth.pki import ensure_pki
-        pki = ensure_pki(os.path.join(data_dir, "pki"), flags.serving_hosts(args.bind_address))
+        from pybernetes.apiserver.bootstrap import first_service_ip
+        pki = ensure_pki(os.path.join(data_dir, "pki"), flags.serving_hosts(
+            args.bind_address, args.advertise_address, first_service_ip(str(args.service_cidr))))
         kubeconfigs = _write_kubeconfigs(args, data_dir, pki)
         component_kubeconfigs = _component_kubeconfigs(args, data_dir, pki)
     for path in kubeconfigs:
@@ -210,6 +216,7 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
         "--etcd-endpoints", ",".join(args.etcd_endpoints),
         "--service-cluster-ip-range", str(args.service_cidr),
         "--service-node-port-range", args.service_node_port_range,
+        "--advertise-address", args.advertise_address,
         "--tls-cert-file", pki.server_crt, "--tls-private-key-file", pki.server_key,
         "--client-ca-file", pki.ca_crt, "--log-level", args.log_level], env)
     controller_manager = Component("controller-manager", base + [
@@ -315,6 +322,10 @@ def _check_services(args: argparse.Namespace) -> str:
         return f"--cluster-dns: not an IP address: {args.cluster_dns!r}"
     if dns not in net:
         return f"--cluster-dns {dns}: not inside --service-cidr {net}"
+    if not args.advertise_address and "kubelet" not in args.disable \
+            and args.kubelet_runtime != "fake":
+        from pybernetes.kubelet.machine import primary_ip
+        args.advertise_address = primary_ip()   # pods cannot reach a loopback-bound server
     low, _, high = args.service_node_port_range.partition("-")
     if not (low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) <= 65535):
         return (f"--service-node-port-range: want LOW-HIGH like 30000-32767, "
