@@ -7,7 +7,7 @@ the RBAC engineer replaces.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from ..machinery import errors
 from ..machinery.errors import FieldError
@@ -59,7 +59,7 @@ class SelfSubjectAccessReviewStrategy(Strategy):
     verbs = ("create",)
     virtual = True
 
-    async def handle_create(self, obj: dict, user: dict) -> dict:
+    async def handle_create(self, obj: dict, user: dict, api: Any = None) -> dict:
         check_kind(obj, self)
         causes = validate_review_spec(obj.get("spec") or {})
         if causes:
@@ -74,7 +74,7 @@ class SubjectAccessReviewStrategy(Strategy):
     verbs = ("create",)
     virtual = True
 
-    async def handle_create(self, obj: dict, user: dict) -> dict:
+    async def handle_create(self, obj: dict, user: dict, api: Any = None) -> dict:
         check_kind(obj, self)
         spec = obj.get("spec") or {}
         causes = validate_review_spec(spec)

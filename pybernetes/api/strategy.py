@@ -84,7 +84,8 @@ class Strategy:
     return_deleted_object: ClassVar[bool] = False  # DELETE answers with the object, not a Status
     annotations_bump_generation: ClassVar[bool] = False  # annotation changes count as spec
     default_propagation: ClassVar[str] = "Background"  # when DeleteOptions name none
-    virtual: ClassVar[bool] = False  # create-only reviews: handle_create(obj, user), nothing stored
+    # create-only reviews answered by handle_create(obj, user, api=APIState), nothing stored
+    virtual: ClassVar[bool] = False
     storage_hooks: ClassVar[tuple[Any, ...]] = ()  # extra ResourceStore hooks (see resource_store)
     # (name) -> messages; None means a DNS-1123 subdomain, the common rule
     name_validator: ClassVar[Any] = None

@@ -335,7 +335,8 @@ class ResourceHandler:
             reject_wrong_types(obj, name, strategy.kind, strategy.version)
             fieldvalidation.zero_nulls(obj, name)
         user = request["user"]
-        result = await strategy.handle_create(copy.deepcopy(obj), dataclasses.asdict(user))  # type: ignore[attr-defined]
+        result = await strategy.handle_create(  # type: ignore[attr-defined]
+            copy.deepcopy(obj), dataclasses.asdict(user), api=self.api)
         return json_response(result, 201)
 
 
