@@ -1,5 +1,9 @@
-"""authentication.k8s.io/v1 selfsubjectreviews: "who am I", answered from the request user."""
+"""authentication.k8s.io/v1 reviews, answered and never stored: selfsubjectreviews ("who
+am I", from the request user) and tokenreviews ("whose is this token", from the API
+server's token authenticators — the ServiceAccount JWTs — for the audiences asked)."""
 from __future__ import annotations
+
+from typing import Any
 
 from ..machinery import errors
 from .strategy import Strategy
@@ -35,7 +39,7 @@ class SelfSubjectReviewStrategy(Strategy):
     verbs = ("create",)
     virtual = True
 
-    async def handle_create(self, obj: dict, user: dict) -> dict:
+    async def handle_create(self, obj: dict, user: dict, api: Any = None) -> dict:
         check_kind(obj, self)
         md = dict(obj.get("metadata") or {})
         md["creationTimestamp"] = None
@@ -43,4 +47,33 @@ class SelfSubjectReviewStrategy(Strategy):
                 "status": {"userInfo": user_info(user)}}
 
 
-STRATEGIES = [SelfSubjectReviewStrategy()]
+class TokenReviewStrategy(Strategy):
+    group, version = "authentication.k8s.io", "v1"
+    kind, plural = "TokenReview", "tokenreviews"
+    namespaced = False
+    verbs = ("create",)
+    virtual = True
+
+    async def handle_create(self, obj: dict, user: dict, api: Any = None) -> dict:
+        from ..apiserver.serviceaccount_tokens import review_token
+        check_kind(obj, self)
+        md = dict(obj.get("metadata") or {})
+        if md.get("namespace"):
+            raise errors.bad_request("namespace is not allowed on this type")
+        spec = obj.get("spec") or {}
+        if not spec.get("token"):
+            raise errors.bad_request("token is required for TokenReview in authentication")
+        found, audiences, error = await review_token(api, spec["token"],
+                                                     list(spec.get("audiences") or []))
+        status: dict = {"user": user_info(found.__dict__) if found else {}}
+        if found:  # upstream's omitempty: false and empty fields are left out
+            status["authenticated"] = True
+            status["audiences"] = audiences
+        if error:
+            status["error"] = error
+        md["creationTimestamp"] = None
+        return {"kind": self.kind, "apiVersion": self.api_version(), "metadata": md,
+                "spec": spec, "status": status}
+
+
+STRATEGIES = [SelfSubjectReviewStrategy(), TokenReviewStrategy()]

@@ -96,6 +96,20 @@ async def authenticate_bearer(request: web.Request, api: "APIState") -> UserInfo
         raise errors.unauthorized() from None
 
 
+async def review_token(api: "APIState", token: str,
+                       audiences: list[str]) -> tuple[UserInfo | None, list[str], str]:
+    """TokenReview: (user, audiences the token is good for, error) — the user None with
+    the reason when the token does not authenticate; no audiences means the API's."""
+    authn = _keys(api).authenticator
+    if authn is None:
+        return None, [], "no service account key to verify tokens with"
+    try:
+        user, auds = await authn.review(token, tuple(audiences or sat.API_AUDIENCES))
+    except sat.InvalidToken as e:
+        return None, [], f"[invalid bearer token, {e}]"
+    return user, auds, ""
+
+
 # ----- serviceaccounts/token -----------------------------------------------------------
 def parse_token_request(body: Any) -> dict:
     """The TokenRequest's spec with upstream's defaults, after its decoding checks."""

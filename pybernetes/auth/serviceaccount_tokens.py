@@ -176,10 +176,24 @@ class TokenAuthenticator:
         self.public_pem, self.lookup, self.audiences = public_pem, lookup, audiences
 
     async def authenticate(self, token: str) -> UserInfo:
-        claims = verify(token, self.public_pem, self.audiences)
+        return (await self.review(token, self.audiences))[0]
+
+    async def review(self, token: str, audiences: tuple[str, ...]) -> tuple[UserInfo, list[str]]:
+        """The user and the audiences the token is good for among `audiences` (upstream's
+        TokenReview answer); a legacy token counts as one for the API audiences."""
+        claims = verify(token, self.public_pem, audiences)
         if claims.get("iss") == LEGACY_ISSUER:
-            return await self._legacy(token, claims)
-        return await self._bound(claims)
+            token_auds: list = list(API_AUDIENCES)
+        else:
+            aud = claims.get("aud")
+            token_auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        matched = [a for a in token_auds if a in audiences]
+        if not matched:
+            raise InvalidToken(f"token audiences {token_auds} is invalid for the target "
+                               f"audiences {list(audiences)}")
+        user = await (self._legacy(token, claims) if claims.get("iss") == LEGACY_ISSUER
+                      else self._bound(claims))
+        return user, matched
 
     async def _alive(self, kind: str, namespace: str, ref: Any) -> dict:
         """The object `ref` ({name, uid}) names, which must exist with that uid."""
