@@ -33,6 +33,7 @@ class ServiceWatcher:
         self.services = Informer(client, SERVICES, label_selector=LABEL_SELECTOR)
         self.slices = Informer(client, ENDPOINTSLICES, label_selector=LABEL_SELECTOR)
         self._dirty = asyncio.Event()
+        self._last_start = float("-inf")       # monotonic time the last sync began
         self.changed_at: float | None = None   # monotonic time of the oldest unsynced change
         self.syncs = 0
         self.last_sync_seconds = 0.0           # how long the last sync call took
@@ -74,19 +75,18 @@ class ServiceWatcher:
             await self.slices.stop()
 
     async def _loop(self) -> None:
-        last_start = float("-inf")
         retry = RETRY[0]
         while True:
             try:
                 await asyncio.wait_for(self._dirty.wait(), self.sync_period)
             except asyncio.TimeoutError:
                 pass  # periodic full sync
-            wait = last_start + self.min_sync_period - time.monotonic()
+            wait = self._last_start + self.min_sync_period - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)  # changes in the meantime join this sync
             self._dirty.clear()
             changed_at, self.changed_at = self.changed_at, None
-            last_start = time.monotonic()
+            self._last_start = time.monotonic()
             if await self._sync_once(changed_at):
                 retry = RETRY[0]
                 continue
