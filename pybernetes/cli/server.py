@@ -243,6 +243,10 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
         if kubelet_tls[0]:
             kubelet.argv += ["--tls-cert-file", kubelet_tls[0], "--tls-private-key-file",
                              kubelet_tls[1], "--client-ca-file", pki.ca_crt]
+    dns = Component("dns", base + [
+        "dns", "--kubeconfig", kubeconfigs["dns"], "--cluster-dns", args.cluster_dns,
+        "--cluster-domain", args.cluster_domain, "--node-name", args.node_name,
+        "--log-level", args.log_level], env)
     proxy = Component("proxy", base + [
         "proxy", "--kubeconfig", kubeconfigs["proxy"], "--hostname-override", args.node_name,
         "--cluster-cidr", str(args.cluster_cidr),
@@ -250,7 +254,7 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
         env)
     if args.kubelet_runtime == "process":  # pods on the host network: no kernel NAT to them
         proxy.argv += ["--proxy-mode", "userspace"]
-    chosen = [c for c in [apiserver, controller_manager, scheduler, kubelet, proxy]
+    chosen = [c for c in [apiserver, controller_manager, scheduler, kubelet, dns, proxy]
               if c.name not in args.disable]
     for c in chosen:
         extra = getattr(args, PASSTHROUGH[c.name].replace("-", "_"))
