@@ -10,8 +10,8 @@ worker restarts the container and adds it again) and reports a change whose
 
 Handlers: httpGet (2xx success, 3xx success with a warning; redirects followed only
 to the same host, at most 10), tcpSocket, exec (through the runtime's `exec_sync`)
-and grpc (reported as unsupported). Events use upstream's reasons and wording:
-Unhealthy "Liveness probe failed: ...", ProbeWarning "Readiness probe warning: ..."."""
+and grpc (grpc.health.v1.Health/Check, grpc_probe.py). Events use upstream's reasons
+and wording: Unhealthy "Liveness probe failed: ...", ProbeWarning "Readiness probe warning: ..."."""
 from __future__ import annotations
 
 import asyncio
@@ -182,8 +182,18 @@ async def run_handler(probe: dict, target: ProbeTarget) -> Outcome:
         return await tcp_probe(h.get("host") or target.pod_ip, _port(h.get("port"),
                                                                       target.ports), timeout)
     if probe.get("grpc") is not None:
-        raise ProbeError("grpc probes are not supported on this node")
+        return await _grpc(probe["grpc"], target, timeout)
     raise ProbeError("missing probe handler")
+
+
+async def _grpc(handler: dict, target: ProbeTarget, timeout: float) -> Outcome:
+    from pybernetes.kubelet.grpc_probe import grpc_probe
+    port = handler.get("port")
+    if not isinstance(port, int):
+        raise ProbeError(f"invalid grpc port {port!r}")
+    ok, message = await grpc_probe(target.pod_ip, port, handler.get("service") or "", timeout,
+                                   USER_AGENT)
+    return Outcome(SUCCESS if ok else FAILURE, message)
 
 
 # ----- workers ----------------------------------------------------------------------------

@@ -129,8 +129,6 @@ async def test_exec_outcomes():
     slow = await run_handler({"exec": {"command": ["sleep", "5"]}, "timeoutSeconds": 0.2},
                              target())
     assert (slow.result, slow.output) == (FAILURE, 'command "sleep 5" timed out')
-    with pytest.raises(ProbeError, match="grpc probes are not supported"):
-        await run_handler({"grpc": {"port": 1}}, target())
 
 
 class Recorder:
