@@ -336,6 +336,9 @@ def _validate_probe(probe: Any, path: str, liveness_like: bool) -> list[FieldErr
     tcp = probe.get("tcpSocket")
     if isinstance(tcp, dict):
         out += _validate_named_port(tcp.get("port"), f"{path}.tcpSocket.port")
+    grpc = probe.get("grpc")
+    if isinstance(grpc, dict):
+        out += _validate_named_port(grpc.get("port"), f"{path}.grpc.port")
     return out
 
 

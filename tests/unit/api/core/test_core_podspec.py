@@ -165,3 +165,15 @@ def test_resource_quantities_are_stored_canonical():
     res = spec["containers"][0]["resources"]
     assert res["limits"] == {"cpu": "500m", "memory": "1Gi"}
     assert res["requests"] == {"cpu": "1m", "memory": "1536Mi", "example.com/dev": "1k"}
+
+
+def test_grpc_probe_port_must_be_a_port_number():
+    spec = defaulted({"containers": [{"name": "c", "image": "i:1",
+                                      "livenessProbe": {"grpc": {"port": 0}},
+                                      "startupProbe": {"grpc": {"port": 70000, "service": "s"}},
+                                      "readinessProbe": {"grpc": {"port": 9000}}}]})
+    assert messages(podspec.validate_pod_spec(spec, "spec")) == [
+        "spec.containers[0].livenessProbe.grpc.port: Invalid value: 0: must be between 1 and "
+        "65535, inclusive",
+        "spec.containers[0].startupProbe.grpc.port: Invalid value: 70000: must be between 1 and "
+        "65535, inclusive"]
