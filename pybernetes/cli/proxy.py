@@ -173,8 +173,9 @@ async def _run_nftables(args: argparse.Namespace) -> None:
     from pybernetes.proxy.watcher import ServiceWatcher
     log = logging.getLogger("pybernetes.proxy")
     proxier = NftablesProxier(_config(args), _prefix(args))
-    added = await routes.ensure(routes.wanted(str(args.service_cluster_ip_range),
-                                              str(args.cluster_cidr)), _prefix(args))
+    # ours whether this run or a crashed predecessor added them: removed on a clean stop
+    wanted = routes.wanted(str(args.service_cluster_ip_range), str(args.cluster_cidr))
+    await routes.ensure(wanted, _prefix(args))
     log.info("proxy: nftables mode, table ip %s, node %s", args.nftables_table,
              args.hostname_override)
     try:
@@ -186,7 +187,7 @@ async def _run_nftables(args: argparse.Namespace) -> None:
     finally:
         if not args.keep_rules_on_exit:
             await proxier.delete_table()
-            await routes.remove(added, _prefix(args))
+            await routes.remove(wanted, _prefix(args))
             log.info("proxy: table ip %s and routes removed", args.nftables_table)
 
 
