@@ -19,7 +19,7 @@ Packet paths through table `ip <table>`:
 from __future__ import annotations
 
 import asyncio
-import base64
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -69,9 +69,11 @@ class State:
     affinity: dict[str, int] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _hash(*parts: object) -> str:
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return base64.b32encode(digest)[:8].decode().lower()
+    # names are recomputed for every endpoint on every sync: cached, and hex (base32 is
+    # pure Python and was most of the render time with 10,000 endpoints)
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:10]
 
 
 def _ident(sp: ServicePort) -> str:
@@ -209,10 +211,26 @@ def _render_port(sp: ServicePort, cfg: Config, st: State) -> None:
             st.elements["service-nodeports"][f"{proto} . {sp.node_port}"] = f"goto {ext}"
 
 
-def render(ports: Iterable[ServicePort], cfg: Config) -> State:
+def render(ports: Iterable[ServicePort], cfg: Config,
+           cache: dict[ServicePort, State] | None = None) -> State:
+    """The whole table for these ports. With `cache` (kept by the caller between syncs,
+    always for the same cfg) a port equal to one rendered last time reuses its rules."""
     st = State(chains=_static_chains(cfg))
+    fresh: dict[ServicePort, State] = {}
     for sp in ports:
-        _render_port(sp, cfg, st)
+        part = cache.get(sp) if cache is not None else None
+        if part is None:
+            part = State(chains={}, affinity={})
+            _render_port(sp, cfg, part)
+        fresh[sp] = part
+        st.chains.update(part.chains)
+        st.affinity.update(part.affinity)
+        for m, items in part.elements.items():
+            if items:
+                st.elements[m].update(items)
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
     return st
 
 
@@ -294,21 +312,23 @@ class NftablesProxier:
     """Keeps one nftables table equal to the rendered state of the Services. `prefix` is
     put before every command (e.g. `ip netns exec NAME`) to program another netns."""
 
-    FULL_SYNC_EVERY = 60  # syncs; a full rewrite now and then repairs outside meddling
+    FULL_SYNC_PERIOD = 3600.0  # seconds; a full rewrite now and then repairs meddling
 
     def __init__(self, cfg: Config, prefix: Sequence[str] = ()):
         self.cfg, self.prefix = cfg, list(prefix)
         self.applied: State | None = None
         self.ports: list[ServicePort] = []
         self._count = 0
+        self._cache: dict[ServicePort, State] = {}
+        self._last_full = float("-inf")
         self.last_script_lines = 0
         self.last_render_seconds = self.last_apply_seconds = 0.0
 
     async def sync(self, ports: list[ServicePort]) -> None:
         loop = asyncio.get_running_loop()
         began = loop.time()
-        new = render(ports, self.cfg)
-        full = self._count % self.FULL_SYNC_EVERY == 0
+        new = render(ports, self.cfg, self._cache)
+        full = began - self._last_full >= self.FULL_SYNC_PERIOD
         text = script(self.cfg.table, self.applied, new, full=full)
         rendered = loop.time()
         try:
@@ -319,6 +339,8 @@ class NftablesProxier:
         self.last_render_seconds, self.last_apply_seconds = rendered - began, loop.time() - rendered
         self.last_script_lines = text.count("\n")
         self.applied, self._count = new, self._count + 1
+        if full:
+            self._last_full = began
         old_ports, self.ports = self.ports, ports
         from pybernetes.proxy.conntrack import clear_stale_udp
         await clear_stale_udp(old_ports, ports, self.cfg.node_name, self.prefix)

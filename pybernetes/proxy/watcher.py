@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 
 from pybernetes.client.api import ENDPOINTSLICES, SERVICES, APIClient
 from pybernetes.client.informer import Informer
-from pybernetes.proxy.model import ServicePort, service_ports
+from pybernetes.proxy.model import SERVICE_NAME_LABEL, ServicePort, service_ports
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class ServiceWatcher:
         self.slices = Informer(client, ENDPOINTSLICES, label_selector=LABEL_SELECTOR)
         self._dirty = asyncio.Event()
         self._last_start = float("-inf")       # monotonic time the last sync began
+        self._memo: dict[tuple, list[ServicePort]] = {}
         self.changed_at: float | None = None   # monotonic time of the oldest unsynced change
         self.syncs = 0
         self.last_sync_seconds = 0.0           # how long the last sync call took
@@ -58,7 +59,28 @@ class ServiceWatcher:
         self._changed()
 
     def desired(self) -> list[ServicePort]:
-        return service_ports(self.services.list(), self.slices.list())
+        """Every ServicePort; a Service whose object and slices kept their
+        resourceVersions since the last call reuses what was built then."""
+        slices: dict[tuple[str, str], list[dict]] = {}
+        for sl in self.slices.list():
+            md = sl["metadata"]
+            name = (md.get("labels") or {}).get(SERVICE_NAME_LABEL, "")
+            slices.setdefault((md.get("namespace") or "", name), []).append(sl)
+        memo: dict[tuple, list[ServicePort]] = {}
+        out: list[ServicePort] = []
+        for svc in self.services.list():
+            md = svc["metadata"]
+            mine = slices.get((md.get("namespace") or "", md.get("name") or ""), [])
+            key = (md.get("uid"), md.get("resourceVersion"),
+                   tuple(sorted(sl["metadata"].get("resourceVersion") or "" for sl in mine)))
+            ports = self._memo.get(key) if key[1] else None
+            if ports is None:
+                ports = service_ports([svc], mine)
+            memo[key] = ports
+            out.extend(ports)
+        self._memo = memo
+        out.sort(key=lambda p: (p.namespace, p.name, p.port_name, p.protocol))
+        return out
 
     async def run(self) -> None:
         await self.services.start()

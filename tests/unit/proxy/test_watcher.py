@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from pybernetes.proxy.model import service_ports
 from pybernetes.proxy.watcher import ServiceWatcher
 
 
@@ -61,3 +62,24 @@ async def test_a_failed_sync_is_retried():
     w._changed()
     await run_loop(w, lambda: w.syncs == 1)
     assert len(rec.calls) == 2
+
+
+def test_desired_reuses_unchanged_services_and_sees_changed_slices():
+    from tests.unit.proxy.test_model import ep, eps, svc
+    w = ServiceWatcher(client=None, sync=Recorder())  # type: ignore[arg-type]
+    web, db = svc("web"), svc("db", clusterIP="10.43.0.21")
+    for i, o in enumerate((web, db)):
+        o["metadata"].update(uid=f"u{i}", resourceVersion=str(10 + i))
+    port = [{"name": "", "port": 8080, "protocol": "TCP"}]
+    sl = eps("web", port, [ep("10.42.0.5", ready=True)])
+    sl["metadata"]["resourceVersion"] = "20"
+    w.services.items = {"default/web": web, "default/db": db}
+    w.slices.items = {"default/web-abc": sl}
+    first = w.desired()
+    assert first == service_ports([web, db], [sl])
+    again = w.desired()
+    assert [id(p) for p in again] == [id(p) for p in first]  # built once
+    sl2 = eps("web", port, [ep("10.42.0.6", ready=True)])
+    sl2["metadata"]["resourceVersion"] = "21"
+    w.slices.items = {"default/web-abc": sl2}
+    assert [e.ip for p in w.desired() if p.name == "web" for e in p.endpoints] == ["10.42.0.6"]
