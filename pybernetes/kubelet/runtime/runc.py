@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -498,24 +499,26 @@ class RuncRuntime(MonitoredRuntime):
         its sync pipe and stays as the container's parent; then `runc start`."""
         cid, cdir = rec["id"], self._cdir(rec["id"])
         sync_r, sync_w = os.pipe()
+        # subprocess, not the event loop's: uvloop's subprocesses ignore pass_fds
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self._conmon_args(rec), pass_fds=(sync_w,), cwd=str(cdir),
-                env={"_OCI_SYNCPIPE": str(sync_w), "PATH": os.environ.get("PATH", DEFAULT_PATH),
-                     "TZ": "UTC"},
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            with open(cdir / "conmon.log", "ab") as errors:
+                proc = subprocess.Popen(
+                    self._conmon_args(rec), pass_fds=(sync_w,), cwd=str(cdir),
+                    env={"_OCI_SYNCPIPE": str(sync_w), "TZ": "UTC",
+                         "PATH": os.environ.get("PATH", DEFAULT_PATH)},
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                    start_new_session=True)
         except OSError as e:
             os.close(sync_r)
             raise ContainerRuntimeError(f"starting conmon: {e}") from e
         finally:
             os.close(sync_w)
         reply = await _read_sync_reply(sync_r, MONITOR_START_TIMEOUT)
-        _, err = await proc.communicate()   # the first conmon exits once it has forked
+        await _reap(proc)   # the first conmon exits as soon as it has forked
         pid = int(reply.get("data", -1)) if isinstance(reply.get("data"), int) else -1
         if pid <= 0:
             msg = last_runc_error(str(cdir / "runc.log")) or reply.get("message") or \
-                err.decode(errors="replace").strip() or "conmon did not start the container"
+                _tail(cdir / "conmon.log") or "conmon did not start the container"
             await self._runc("delete", "--force", cid)
             raise ContainerRuntimeError(msg.strip(), reason="RunContainerError")
         code, msg = await self._runc("start", cid)
@@ -654,22 +657,52 @@ class RuncRuntime(MonitoredRuntime):
 
 async def _read_sync_reply(fd: int, timeout: float) -> dict:
     """conmon's first line on the sync pipe: {"data": <pid or -1>, "message": ...};
-    {} when it closed the pipe without one (it failed) or took too long."""
+    {} when it closed the pipe without one (it failed) or took too long. Takes fd."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    done: asyncio.Future[bytes] = loop.create_future()
+    buf = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        buf.extend(chunk)
+        if (not chunk or b"\n" in buf) and not done.done():
+            done.set_result(bytes(buf))
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
     try:
-        line = await asyncio.wait_for(reader.readline(), timeout)
+        line = await asyncio.wait_for(done, timeout)
     except TimeoutError:
         line = b""
     finally:
-        transport.close()
+        loop.remove_reader(fd)
+        os.close(fd)
     try:
-        reply = json.loads(line) if line else {}
+        reply = json.loads(line.split(b"\n")[0]) if line.strip() else {}
     except ValueError:
         reply = {}
     return reply if isinstance(reply, dict) else {}
+
+
+async def _reap(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.01)):   # bounded; it exits right after its fork
+        if proc.poll() is not None:
+            return
+        await asyncio.sleep(0.01)
+    proc.kill()
+    proc.wait()
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace").strip()[-limit:]
+    except OSError:
+        return ""
 
 
 def _read_pid(path: Path) -> int:
