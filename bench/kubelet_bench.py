@@ -20,7 +20,8 @@ process:
   VmRSS is read from /proc/<pid>/status;
 - idle: VmRSS of the registered kubelet with no pod, before the startup run.
 
-The monitors (one small process per container, like conmon) are not part of the
+The monitors (conmon, one per container; the Python monitor for the process
+runtime) are not part of the
 kubelet's RSS; their total is reported separately. Writes bench/results/kubelet.json,
 bench/results/kubelet.png and the table in docs/PERFORMANCE.md ("Kubelet (runc)");
 --profile runs py-spy on the kubelet during the startup run (kubelet-profile.json,
@@ -105,7 +106,8 @@ def monitors_rss_kib(root: Path) -> tuple[int, int]:
             argv = open(f"/proc/{d}/cmdline", "rb").read().decode(errors="replace")
         except OSError:
             continue
-        if "monitor.py" in argv and str(root) in argv:
+        monitor = "monitor.py" in argv or os.path.basename(argv.split("\0")[0]) == "conmon"
+        if monitor and str(root) in argv:
             n += 1
             total += rss_kib(int(d))
     return n, total
