@@ -370,14 +370,16 @@ async def test_pods_cannot_reach_the_hosts_loopback(node: Node):
 
 async def test_a_deleted_bridges_guard_is_swept(node: Node):
     """A bridge removed with `ip link del` (not remove_bridge) leaves its loopback
-    guard behind; the next PodNetwork to set a pod up drops it."""
+    guard behind; the next PodNetwork to set up a pod with a hostPort drops it."""
     dead = f"pybt{secrets.token_hex(2)}x"
     rule = ["INPUT", "-i", dead, "-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate",
             "RELATED,ESTABLISHED,DNAT", "-m", "comment", "--comment",
             f"pybernetes: pods on {dead} may not reach host loopback", "-j", "DROP"]
     assert sh("iptables", "-A", *rule).returncode == 0
     try:
-        await node.pod("a")
+        await node.pod("a")                  # no hostPort: no guard needed, none made
+        assert f"pods on {node.net.bridge} may not" not in nat_rules()
+        await node.pod("b", ports=[PortMapping(8080, random.randrange(30000, 32000))])
         assert dead not in nat_rules()
         assert f"pods on {node.net.bridge} may not" in nat_rules()
     finally:

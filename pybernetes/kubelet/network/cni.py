@@ -119,6 +119,12 @@ class CNI:
                                                  "type": plugin_type}, rt, "")
         return out or {}
 
+    def forget(self, network: str, rt: RuntimeConf) -> None:
+        """Drop an attachment's cached result without running DEL (for one whose
+        effects all live inside the namespace being removed, such as loopback)."""
+        _check_id(rt.container_id)
+        self._remove_cache(network, rt)
+
     def cached(self, network: str, rt: RuntimeConf) -> dict | None:
         try:
             with open(self._cache_path(network, rt), "rb") as f:
@@ -197,9 +203,10 @@ class CNI:
         tmp = f"{path}.tmp"
         with open(tmp, "w") as f:
             json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)   # a crash leaves the old entry or the new one, never half
+        # a crash leaves the old entry or the new one, never half; no fsync (as libcni):
+        # after a power loss the namespace and veth are gone too, and DEL without a
+        # cache entry still releases the lease
+        os.replace(tmp, path)
 
     def _remove_cache(self, network: str, rt: RuntimeConf) -> None:
         try:

@@ -7,7 +7,15 @@ configure them:
     bridge  + host-local        isGateway (the gateway address lives on the bridge, so
                                 the podCIDR route is local to this machine), ipMasq,
                                 hairpinMode; a default route in the pod via the gateway
-    portmap                     capabilities.portMappings <- the sandbox's hostPorts
+    portmap                     capabilities.portMappings <- the sandbox's hostPorts;
+                                only in the chain of a pod that has hostPorts
+
+Each plugin is a process, and the node's pod start rate is bound by them, so a pod
+runs no more of them than it needs: portmap (and the loopback guard, an iptables
+call) only for pods with hostPorts, the loopback and bridge attachments at the same
+time, no loopback DEL (it only sets `lo` down inside a namespace that is about to go;
+nothing of it lives outside) and the NAT sweep only when bridge could not clean up
+itself (the namespace was gone).
 
 The network namespace itself belongs to the runtime (see `netns.py`): `setup` wires
 an existing namespace, `teardown` unwires it and may run after the namespace is gone,
@@ -30,6 +38,7 @@ import os
 import re
 import shlex
 import shutil
+import time
 
 from ..runtime.base import PortMapping, SandboxConfig
 from . import netns
@@ -42,6 +51,7 @@ CNI_VERSION = "1.0.0"      # what Debian's containernetworking-plugins 1.1.1 spe
 LOOPBACK_NETWORK = "cni-loopback"
 _GUARD_COMMENT = "pybernetes: pods on {bridge} may not reach host loopback"
 _GUARD_RE = re.compile(r'--comment "pybernetes: pods on (\S+) may not reach host loopback"')
+GUARD_RECHECK = 30.0   # seconds between checks of the guard for pods without hostPorts
 
 __all__ = ["PodNetwork", "CNIError"]
 
@@ -64,13 +74,16 @@ class PodNetwork:
                        cache_dir=os.path.join(state_dir, "cache"))
         self._swept = False
         self._guard_lock = asyncio.Lock()
+        self._guard_checked = 0.0     # monotonic time of the last check of the guard
 
     @property
     def ipam_dir(self) -> str:
         """host-local keeps one lease file per address under <ipam_dir>/<network name>."""
         return os.path.join(self.state_dir, "ipam")
 
-    def conflist(self) -> dict:
+    def conflist(self, host_ports: bool = True) -> dict:
+        """The pod network's list; without portmap for a pod that has no hostPort
+        (teardown without a cached attachment uses the whole list)."""
         bridge: dict = {
             "type": "bridge", "bridge": self.bridge, "isGateway": True,
             "ipMasq": self.ip_masq, "hairpinMode": self.hairpin,
@@ -83,8 +96,11 @@ class PodNetwork:
         }
         if self.mtu:
             bridge["mtu"] = self.mtu
-        portmap = {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
-        return {"cniVersion": CNI_VERSION, "name": self.name, "plugins": [bridge, portmap]}
+        plugins = [bridge]
+        if host_ports:
+            plugins.append({"type": "portmap", "capabilities": {"portMappings": True},
+                            "snat": True})
+        return {"cniVersion": CNI_VERSION, "name": self.name, "plugins": plugins}
 
     @staticmethod
     def loopback_conflist() -> dict:
@@ -98,19 +114,23 @@ class PodNetwork:
         if cfg.host_network:
             return []
         cid = sandbox_id or default_sandbox_id(cfg)
-        async with self._guard_lock:     # concurrent setups: one rule, not many
-            await self._guard_host_loopback()
-        try:
-            await self.cni.add_list(self.loopback_conflist(), self._rt(cid, netns_path, cfg, "lo"))
-            result = await self.cni.add_list(self.conflist(),
-                                             self._rt(cid, netns_path, cfg, "eth0"))
-        except BaseException:
+        ports = _has_host_ports(cfg)
+        await self._guard_host_loopback(ports)
+        # two attachments that do not touch each other: made at the same time
+        lo, eth0 = await asyncio.gather(
+            self.cni.add_list(self.loopback_conflist(), self._rt(cid, netns_path, cfg, "lo")),
+            self.cni.add_list(self.conflist(host_ports=ports),
+                              self._rt(cid, netns_path, cfg, "eth0")),
+            return_exceptions=True)
+        failed = next((r for r in (eth0, lo) if isinstance(r, BaseException)), None)
+        if failed is not None:
             try:
                 await self.teardown(netns_path, cfg, sandbox_id=cid)
             except Exception:   # the ADD error is the one worth reporting
                 log.exception("cleanup after a failed CNI ADD for %s", cid)
-            raise
-        ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
+            raise failed
+        assert isinstance(eth0, dict)
+        ips = [ip["address"].split("/")[0] for ip in eth0.get("ips", [])]
         log.info("pod %s/%s: network ready on %s, ips %s", cfg.namespace, cfg.name,
                  self.bridge, ips)
         return ips
@@ -125,8 +145,11 @@ class PodNetwork:
         # plugins take as "already gone" instead of failing to open it.
         path = netns_path if netns_path and netns.is_netns(netns_path) else ""
         await self.cni.del_list(self.conflist(), self._rt(cid, path, cfg, "eth0"))
-        await self.cni.del_list(self.loopback_conflist(), self._rt(cid, path, cfg, "lo"))
-        await sweep_nat_rules(self.name, cid)
+        self.cni.forget(LOOPBACK_NETWORK, self._rt(cid, path, cfg, "lo"))
+        if not path:
+            # bridge removes its ipMasq rules only for the addresses it finds on the
+            # pod's interface: with the namespace gone, they are left to sweep
+            await sweep_nat_rules(self.name, cid)
 
     async def check(self, netns_path: str, cfg: SandboxConfig,
                     sandbox_id: str | None = None) -> None:
@@ -149,21 +172,35 @@ class PodNetwork:
                 "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-m", "comment", "--comment",
                 _GUARD_COMMENT.format(bridge=self.bridge), "-j", "DROP"]
 
-    async def _guard_host_loopback(self) -> None:
+    async def _guard_host_loopback(self, host_ports: bool) -> None:
         """portmap turns on route_localnet for the bridge so that 127.0.0.1:hostPort
         works; that also lets a pod address the node's loopback-only services
         (CVE-2020-8558). Like kube-proxy, drop new connections from the bridge to
-        127.0.0.0/8; replies of DNATed hostPort connections still pass. Checked on
-        every setup (one `iptables -C`), so a flushed INPUT chain heals itself."""
+        127.0.0.0/8; replies of DNATed hostPort connections still pass. Checked (one
+        `iptables -C`) before every pod with hostPorts, and every GUARD_RECHECK
+        seconds while the bridge has route_localnet on, so a flushed INPUT chain
+        heals itself; pods without hostPorts on a bridge without it need none."""
         if shutil.which("iptables") is None:
             return
-        if not self._swept:
-            await sweep_stale_guards(keep=self.bridge)
-            self._swept = True
-        rule = self._guard_rule()
-        code, _, _ = await run(["iptables", "-C", *rule], check=False)
-        if code != 0:
-            await run(["iptables", "-I", rule[0], "1", *rule[1:]])
+        if not host_ports and (not self._route_localnet() or
+                               time.monotonic() - self._guard_checked < GUARD_RECHECK):
+            return
+        async with self._guard_lock:     # concurrent setups: one rule, not many
+            if not self._swept:
+                await sweep_stale_guards(keep=self.bridge)
+                self._swept = True
+            rule = self._guard_rule()
+            code, _, _ = await run(["iptables", "-C", *rule], check=False)
+            if code != 0:
+                await run(["iptables", "-I", rule[0], "1", *rule[1:]])
+            self._guard_checked = time.monotonic()
+
+    def _route_localnet(self) -> bool:
+        try:
+            with open(f"/proc/sys/net/ipv4/conf/{self.bridge}/route_localnet") as f:
+                return f.read().strip() == "1"
+        except OSError:    # no bridge yet
+            return False
 
     def _rt(self, cid: str, path: str, cfg: SandboxConfig, ifname: str) -> RuntimeConf:
         args = [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", cfg.namespace),
@@ -175,6 +212,10 @@ class PodNetwork:
             caps["portMappings"] = ports
         return RuntimeConf(container_id=cid, netns=path, ifname=ifname, args=args,
                            capability_args=caps)
+
+
+def _has_host_ports(cfg: SandboxConfig) -> bool:
+    return any(p.host_port > 0 for p in cfg.ports)
 
 
 def port_mapping(p: PortMapping) -> dict:
