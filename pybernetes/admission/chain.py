@@ -57,6 +57,7 @@ def default_chain(disabled: list[str] | tuple[str, ...] = ()) -> Chain:
     what quota counts), then ServiceAccount, DefaultStorageClass (quota charges the class),
     StorageObjectInUseProtection,
     ResourceQuota last (it charges only what every other plugin let in)."""
+    from .default_ingress_class import DefaultIngressClass
     from .default_storage_class import DefaultStorageClass
     from .limit_ranger import LimitRanger
     from .namespace_lifecycle import NamespaceLifecycle
@@ -64,7 +65,8 @@ def default_chain(disabled: list[str] | tuple[str, ...] = ()) -> Chain:
     from .service_account import ServiceAccount
     from .storage_object_in_use_protection import StorageObjectInUseProtection
     plugins: list[Plugin] = [NamespaceLifecycle(), LimitRanger(), ServiceAccount(),
-                             DefaultStorageClass(), StorageObjectInUseProtection(),
+                             DefaultStorageClass(), DefaultIngressClass(),
+                             StorageObjectInUseProtection(),
                              ResourceQuota()]
     return Chain([p for p in plugins if p.name not in disabled])
 
