@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import fcntl
 import json
 import logging
@@ -43,6 +44,7 @@ CONFIG_KEYS = ("Entrypoint", "Cmd", "Env", "User", "WorkingDir", "ExposedPorts",
                "Labels", "Volumes")
 _SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
 _PARALLEL_LAYERS = 3
+TOUCH_PERIOD = 60.0   # seconds: how stale an image's last_used may be
 
 
 @dataclass
@@ -149,6 +151,8 @@ class ImageStore:
         self._inflight: dict[str, asyncio.Future[ImageRecord]] = {}
         self._pinned: dict[str, int] = {}  # digests/chain ids a pull in progress needs
         self._pin_lock = threading.Lock()  # gc()/remove() may run in a worker thread
+        self._db_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self._touched: dict[str, float] = {}   # image id -> last touch() written
 
     # ---- records -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -156,11 +160,7 @@ class ImageStore:
         """The records, under a file lock so a CLI and a kubelet can share the store."""
         with open(os.path.join(self.root, ".lock"), "a+") as lockf:
             fcntl.flock(lockf, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-            try:
-                with open(self._db_path) as f:
-                    db = json.load(f)
-            except FileNotFoundError:
-                db = {"images": {}}
+            db = self._load_db(write)
             yield db
             if write:
                 tmp = self._db_path + f".tmp-{os.getpid()}"
@@ -170,7 +170,25 @@ class ImageStore:
                     os.fsync(f.fileno())
                 os.rename(tmp, self._db_path)
 
+    def _load_db(self, write: bool) -> dict[str, Any]:
+        """The records file, parsed. Readers share one parse while the file is the same
+        (every write replaces it by rename: a new inode), so a pod start costs a stat,
+        not a JSON parse; writers always get their own copy to change."""
+        try:
+            with open(self._db_path) as f:
+                st = os.fstat(f.fileno())
+                ident = (st.st_ino, st.st_mtime_ns, st.st_size)
+                if not write and self._db_cache is not None and self._db_cache[0] == ident:
+                    return self._db_cache[1]
+                db = json.load(f)
+        except FileNotFoundError:
+            return {"images": {}}
+        if not write:
+            self._db_cache = (ident, db)
+        return db
+
     def _record(self, raw: dict[str, Any]) -> ImageRecord:
+        raw = copy.deepcopy(raw)    # never hand out the shared parse of the records
         rec = ImageRecord(**{k: v for k, v in raw.items() if k != "layer_dirs"},
                           layer_dirs=[])
         rec.layer_dirs = [os.path.join(self.layer_dir, _hex(c)) for c in rec.chain_ids]
@@ -211,10 +229,17 @@ class ImageStore:
         return None
 
     def touch(self, image_id: str) -> None:
-        """Mark an image used now (a container started from it): GC removes it last."""
+        """Mark an image used now (a container started from it): GC removes it last.
+        At most once a TOUCH_PERIOD per image and process: each is a rewrite of the
+        records, and a burst of pods from one image would otherwise queue up on it
+        (GC's order does not need it finer; upstream's image GC notes use every 5 min)."""
+        now = time.time()
+        if now - self._touched.get(image_id, 0.0) < TOUCH_PERIOD:
+            return
+        self._touched[image_id] = now
         with self._db(write=True) as db:
             if image_id in db["images"]:
-                db["images"][image_id]["last_used"] = time.time()
+                db["images"][image_id]["last_used"] = now
 
     # ---- pull ----------------------------------------------------------------------
     async def pull(self, ref: str, pull_policy: str | None = None, auth: Any = None,
