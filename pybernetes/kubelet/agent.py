@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from pybernetes.client.api import NODES, PODS, APIClient
+from pybernetes.client.api import NODES, PODS, SERVICES, APIClient
 from pybernetes.client.informer import Informer
 from pybernetes.client.workqueue import WorkQueue, serve
 from pybernetes.kubelet.backoff import RestartBackoff
@@ -95,6 +95,9 @@ class Kubelet:
         sel = f"spec.nodeName={node.name}"
         self.pod_informer = Informer(client, PODS, field_selector=sel)
         self.node_informer = Informer(client, NODES, field_selector=f"metadata.name={node.name}")
+        # containers' service env vars come from this cache (as upstream's service
+        # lister), not from two API calls per container start
+        self.service_informer = Informer(client, SERVICES)
         self.works: dict[str, PodWork] = {}       # pod uid -> what we know of it
         self.uid_of: dict[str, str] = {}          # pod key -> uid we run for it
         self.restart_backoff = RestartBackoff(initial=min(opts.crash_loop_backoff_initial,
@@ -115,10 +118,12 @@ class Kubelet:
                                       self._pod_event)
         await self.recover()
         await self.node_informer.start()
+        await self.service_informer.start()
         await self.pod_informer.start()
         tasks: list[asyncio.Task] = []
         try:
             await self.node_informer.wait_synced()
+            await self.service_informer.wait_synced()
             await self.pod_informer.wait_synced()
             for key in list(self.uid_of):   # pods the runtime has that the API may not
                 self.queue.add(key)
@@ -135,6 +140,7 @@ class Kubelet:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.pod_informer.stop()
+            await self.service_informer.stop()
             await self.node_informer.stop()
 
     async def recover(self) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pybernetes.api.podspec import pod_qos_class
-from pybernetes.client.api import PODS, PVCS, PVS, SECRETS, SERVICEACCOUNTS, SERVICES, CONFIGMAPS
+from pybernetes.client.api import PODS, PVCS, PVS, SECRETS, SERVICEACCOUNTS, CONFIGMAPS
 from pybernetes.kubelet import container_status as cst
 from pybernetes.kubelet.admission import Rejection, admit
 from pybernetes.kubelet.backoff import backoff_event, container_key, image_backoff_message
@@ -411,7 +411,7 @@ class PodWorker:
             return img
         try:
             env, env_events = await container_env(pod, c, self._lookup, ctx=self._ctx(w, sb),
-                                                  services=await self._services(pod))
+                                                  services=self._services(pod))
             for ev in env_events:
                 self.k.event(pod, ev.type, ev.reason, ev.message)
             cfg = build_container_config(
@@ -458,14 +458,15 @@ class PodWorker:
         for c in old[:-1]:
             asyncio.ensure_future(self.rt.remove_container(c.id))
 
-    async def _services(self, pod: dict) -> list[dict]:
-        if (pod.get("spec") or {}).get("enableServiceLinks") is False:
-            ns_items: list[dict] = []
-        else:
-            ns_items = (await self.k.client.list(SERVICES, pod["metadata"].get("namespace"))
-                        ).get("items") or []
-        master = await self._get(SERVICES, "kubernetes", "default")
-        return ns_items + ([master] if master else [])
+    def _services(self, pod: dict) -> list[dict]:
+        """The services whose env vars a container gets: its namespace's (unless
+        enableServiceLinks is false) and the API server's `kubernetes` service."""
+        services = self.k.service_informer
+        ns = pod["metadata"].get("namespace") or "default"
+        ns_items = [] if (pod.get("spec") or {}).get("enableServiceLinks") is False \
+            else services.list(ns)
+        master = services.get("default", "kubernetes")
+        return ns_items + ([master] if master else [])   # service_env keeps one of each
 
     async def _run_hook(self, w: PodWork, cid: str, hook: dict, timeout: float) -> str:
         """Run a lifecycle handler; "" when it succeeded, else the failure message."""
