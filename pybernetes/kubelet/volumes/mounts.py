@@ -26,9 +26,15 @@ def mounts_under(root: str) -> list[str]:
     """Mount points at or below root, deepest first."""
     root = os.path.realpath(root)
     out = []
+    # mountinfo has a line per mount on the machine (thousands on a busy node): only
+    # lines that name root at all are split (an escaped name still holds its first
+    # path component unescaped, so the cheap test cannot miss one)
+    probe = root.rstrip("/").split("/")[1] if root.strip("/") else ""
     try:
         with open("/proc/self/mountinfo", encoding="utf-8") as f:
             for line in f:
+                if probe not in line:
+                    continue
                 point = _unescape(line.split()[4])
                 if point == root or point.startswith(root.rstrip("/") + "/"):
                     out.append(point)
@@ -38,7 +44,10 @@ def mounts_under(root: str) -> list[str]:
 
 
 def is_mount_point(path: str) -> bool:
-    return os.path.realpath(path) in mounts_under(path)
+    """Whether another filesystem (our tmpfs volumes) is mounted on path: its device
+    differs from its parent's (os.path.ismount's test, without reading mountinfo; a
+    bind mount from the same filesystem does not count, and we make none here)."""
+    return os.path.ismount(os.path.realpath(path))
 
 
 def mount_tmpfs(path: str, size_bytes: int, mode: int = 0o777) -> None:
