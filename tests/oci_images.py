@@ -195,16 +195,18 @@ class Registry:
                 self.proc.wait(10)
 
 
-def start_registry(workdir: Path, port: int) -> Registry:
-    """Start Debian's docker-registry with filesystem storage under `workdir`."""
+def start_registry(workdir: Path, port: int, htpasswd: Path | None = None) -> Registry:
+    """Start Debian's docker-registry with filesystem storage under `workdir`; with
+    `htpasswd` (bcrypt entries) every request needs Basic auth."""
     storage = workdir / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     config = workdir / "config.yml"
+    auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n" if htpasswd else ""
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n")
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth)
     log = workdir / "registry.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=out,
@@ -218,6 +220,10 @@ def start_registry(workdir: Path, port: int) -> Registry:
             with urllib.request.urlopen(f"{reg.url}/v2/", timeout=1) as resp:
                 if resp.status == 200:
                     return reg
+        except urllib.error.HTTPError as e:
+            if e.code == 401 and htpasswd:
+                return reg
+            time.sleep(0.1)
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
     reg.stop()
@@ -234,38 +240,42 @@ def _request(method: str, url: str, data: bytes | None = None,
         return e.code, dict(e.headers), e.read()
 
 
-def push_blob(registry_url: str, repo: str, data: bytes) -> str:
-    """Monolithic upload: POST to start, PUT with ?digest= to finish."""
+def push_blob(registry_url: str, repo: str, data: bytes, auth: dict | None = None) -> str:
+    """Monolithic upload: POST to start, PUT with ?digest= to finish. `auth`: headers
+    (Authorization) for a registry that wants them."""
     d = digest(data)
-    status, _, _ = _request("HEAD", f"{registry_url}/v2/{repo}/blobs/{d}")
+    status, _, _ = _request("HEAD", f"{registry_url}/v2/{repo}/blobs/{d}", headers=auth)
     if status == 200:
         return d
-    status, headers, body = _request("POST", f"{registry_url}/v2/{repo}/blobs/uploads/")
+    status, headers, body = _request("POST", f"{registry_url}/v2/{repo}/blobs/uploads/",
+                                     headers=auth)
     assert status == 202, (status, body)
     location = headers["Location"]
     if location.startswith("/"):
         location = registry_url + location
     sep = "&" if "?" in location else "?"
     status, _, body = _request("PUT", f"{location}{sep}digest={d}", data,
-                               {"Content-Type": "application/octet-stream"})
+                               {"Content-Type": "application/octet-stream", **(auth or {})})
     assert status == 201, (status, body)
     return d
 
 
-def push_manifest(registry_url: str, repo: str, ref: str, body: bytes, media_type: str) -> str:
+def push_manifest(registry_url: str, repo: str, ref: str, body: bytes, media_type: str,
+                  auth: dict | None = None) -> str:
     status, headers, resp = _request("PUT", f"{registry_url}/v2/{repo}/manifests/{ref}", body,
-                                     {"Content-Type": media_type})
+                                     {"Content-Type": media_type, **(auth or {})})
     assert status == 201, (status, resp)
     return digest(body)
 
 
-def push_image(registry_url: str, repo: str, tag: str | None, image: Image) -> str:
+def push_image(registry_url: str, repo: str, tag: str | None, image: Image,
+               auth: dict | None = None) -> str:
     """Push blobs and the manifest; returns the manifest digest."""
     for layer in image.layers:
-        push_blob(registry_url, repo, layer.blob)
-    push_blob(registry_url, repo, image.config_bytes)
+        push_blob(registry_url, repo, layer.blob, auth)
+    push_blob(registry_url, repo, image.config_bytes, auth)
     body = image.manifest()
-    return push_manifest(registry_url, repo, tag or digest(body), body, image.media_type)
+    return push_manifest(registry_url, repo, tag or digest(body), body, image.media_type, auth)
 
 
 def push_index(registry_url: str, repo: str, tag: str, images: dict[str, Image],
