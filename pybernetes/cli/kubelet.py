@@ -158,6 +158,9 @@ def _real_flags(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     g.add_argument("--image-gc-low-threshold", type=_percent, default=80.0, metavar="PCT",
                    help="... and stops under this (default: %(default)s)")
+    g.add_argument("--image-gc-period", type=flags.duration, default=300.0, metavar="SECONDS",
+                   help="how often image GC looks at the thresholds (upstream: every 5m, "
+                        "fixed) (default: %(default)s)")
     g.add_argument("--registries", default="", metavar="FILE",
                    help="registry mirrors and credentials, k3s' registries.yaml shape")
     g.add_argument("--address", default="0.0.0.0", metavar="IP",
@@ -327,6 +330,7 @@ async def _run_real(args: argparse.Namespace) -> None:
         cluster_dns=[ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()],
         cluster_domain=args.cluster_domain, image_gc_high=args.image_gc_high_threshold,
         image_gc_low=args.image_gc_low_threshold,
+        image_gc_period=max(0.1, args.image_gc_period),
         crash_loop_backoff_max=args.crash_loop_backoff_max,
         crash_loop_backoff_initial=args.crash_loop_backoff_initial,
         image_pull_backoff_max=args.crash_loop_backoff_max,
