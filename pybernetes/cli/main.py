@@ -10,7 +10,7 @@ import sys
 # Subcommand modules in pybernetes.cli; each has register(subparsers) and run(args) -> int.
 # Keep their top-level imports light: `pybernetes --help` imports all of them.
 SUBCOMMANDS = ("server", "apiserver", "controller_manager", "scheduler", "kubelet", "proxy",
-               "dns", "images")
+               "dns", "ingress", "images")
 
 DESCRIPTION = """\
 pybernetes is a Kubernetes-compatible cluster in Python: point the real kubectl
