@@ -114,7 +114,10 @@ async def start_process(provider: StreamingProvider, r: Request,
     try:
         ref = await provider.find_container(r.ns, r.pod, r.container)
         if r.attach:
-            return await provider.attach_stream(ref.container_id, r.tty, r.stdin), None
+            proc = await provider.attach_stream(ref.container_id, r.tty, r.stdin)
+            if size:   # the container's terminal takes the client's size, as exec's does
+                await proc.resize(*size)
+            return proc, None
         if not r.command:
             return None, internal_status("you must specify at least 1 command")
         return await provider.exec_stream(ref.container_id, r.command, r.tty, r.stdin,

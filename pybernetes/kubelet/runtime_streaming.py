@@ -12,8 +12,13 @@ runc:
   SIGWINCH (sent by the kernel when we resize ours) resizes the container's. This
   keeps runc in the foreground, so its exit status is the command's, which the
   `--console-socket` route (runc detached, the process orphaned) would lose.
-- attach is the container's output as its monitor logs it; the monitor keeps no
-  stdin, so input sent to attach is dropped (containers here never have stdin open).
+- attach goes through conmon's attach socket (a SOCK_SEQPACKET socket in the
+  container's bundle): each message from conmon is one byte naming the stream (2
+  stdout, 3 stderr) and the data; what we send is the container's stdin (when the
+  pod spec has `stdin: true`; conmon drops it otherwise), and a half-close ends its
+  input (with `stdinOnce`; without it the container's stdin stays open for the next
+  attach). A TTY container's terminal is resized through conmon's control fifo.
+  Containers started before conmon (the Python monitor) are attached to their log.
 - port-forward connects to 127.0.0.1:port inside the pod's network namespace, as
   upstream's runtimes do (a pod on the node's network: the node's 127.0.0.1).
 
@@ -29,7 +34,7 @@ import signal
 import socket
 from pathlib import Path
 
-from pybernetes.kubelet.runtime.base import ContainerStatus, Runtime
+from pybernetes.kubelet.runtime.base import ContainerRuntimeError, ContainerStatus, Runtime
 from pybernetes.kubelet.streaming import (
     ContainerLogs, ContainerNotFound, LogAttachProcess, PipeProcess, PtyProcess,
     StreamingProvider, StreamProcess,
@@ -112,6 +117,17 @@ class RuncProvider(RuntimeProvider):
             proc = await PipeProcess.start(argv + [container_id, *cmd], stdin)
         return RuncExec(proc, pid_file)
 
+    async def attach_stream(self, container_id: str, tty: bool, stdin: bool) -> StreamProcess:
+        st = await self._running(container_id)
+        path = self.runtime.attach_socket(container_id)
+        if not os.path.exists(path):   # started under the old Python monitor
+            return LogAttachProcess(st.log_path, self.container_running, container_id)
+        try:
+            sock = _connect_seqpacket(path)
+        except OSError as e:   # conmon went away with the container just now
+            raise ContainerNotFound(f"container {container_id} is not running ({e})") from e
+        return ConmonAttach(sock, self.runtime, container_id)
+
     async def port_forward(self, namespace: str, pod: str, port: int
                            ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         netns_path = await self._netns(namespace, pod)
@@ -181,6 +197,86 @@ class RuncExec:
                 pass
             break
         await self.proc.kill()
+
+
+ATTACH_STDOUT, ATTACH_STDERR = 2, 3   # conmon's stream bytes
+ATTACH_CHUNK = 8192                   # conmon reads at most 32 KiB per message
+
+
+def _connect_seqpacket(path: str) -> socket.socket:
+    """Connect to a socket whose path may be longer than sun_path: through an O_PATH
+    fd of its directory (as conmon binds it)."""
+    dirfd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{dirfd}/{os.path.basename(path)}")
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.close(dirfd)
+    return sock
+
+
+class ConmonAttach:
+    """One attach session on conmon's socket. Ends (wait() returns 0) when conmon closes
+    it, i.e. when the container exits; kill() only detaches: the container runs on."""
+
+    def __init__(self, sock: socket.socket, runtime, container_id: str):
+        self.sock, self.runtime, self.container_id = sock, runtime, container_id
+        self._queues: dict[int, asyncio.Queue[bytes]] = {
+            ATTACH_STDOUT: asyncio.Queue(), ATTACH_STDERR: asyncio.Queue()}
+        self._done = asyncio.Event()
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while data := await loop.sock_recv(self.sock, 65536):
+                q = self._queues.get(data[0])
+                if q is not None and len(data) > 1:
+                    q.put_nowait(data[1:])
+        except OSError:
+            pass
+        finally:
+            for q in self._queues.values():
+                q.put_nowait(b"")
+            self._done.set()
+
+    async def write_stdin(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            for i in range(0, len(data), ATTACH_CHUNK):
+                await loop.sock_sendall(self.sock, data[i:i + ATTACH_CHUNK])
+        except OSError:
+            pass   # conmon is gone (the container exited): input is dropped
+
+    async def close_stdin(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    async def read_stdout(self) -> bytes:
+        return await self._queues[ATTACH_STDOUT].get()
+
+    async def read_stderr(self) -> bytes:
+        return await self._queues[ATTACH_STDERR].get()
+
+    async def resize(self, width: int, height: int) -> None:
+        try:
+            self.runtime.resize_terminal(self.container_id, width, height)
+        except ContainerRuntimeError:
+            pass   # conmon is gone with the container; the session ends by itself
+
+    async def wait(self) -> int:
+        await self._done.wait()
+        return 0
+
+    async def kill(self) -> None:
+        self._task.cancel()
+        self.sock.close()
 
 
 class ProcessProvider(RuntimeProvider):

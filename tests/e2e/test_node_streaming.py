@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +23,7 @@ from tests import oci_images
 from tests.conftest import Kubectl, free_port, kubectl_binary, start_cluster
 from tests.e2e.kubelet_fixtures import (
     REQUIREMENTS, NodeNet, apply, container_ids, container_state, force_cleanup, http_get,
-    pod, pod_json, processes_with, wait_for, wait_node_ready,
+    in_phase, pod, pod_json, processes_with, wait_for, wait_node_ready,
 )
 
 pytestmark = REQUIREMENTS
@@ -190,6 +191,41 @@ def test_cp_into_and_out_of_the_pod(env: dict, version: str, tmp_path: Path) -> 
     assert kc("exec", web, "--", "cat", "/tmp/in.txt") == src.read_text()
     kc("cp", f"{web}:/www/index.html", str(tmp_path / "out.html"))
     assert (tmp_path / "out.html").read_text() == f"hello from {web}\n"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_attach_with_stdin_to_cat(env: dict, version: str) -> None:
+    """`kubectl attach -i` reaches the container's stdin (conmon's attach socket):
+    `cat` echoes what it is sent; with stdinOnce the end of input closes its stdin,
+    so cat ends and the pod completes."""
+    kc, name = kubectl(env, version), f"cat-{version.replace('.', '-')}"
+    apply(env["kubectl"], pod(name, env["image"], ["cat"], restartPolicy="Never",
+                              container={"stdin": True, "stdinOnce": True}))
+    wait_for(f"{name} Running", in_phase(env["kubectl"], name, "Running"), 40)
+    out = kc("attach", "-i", name, input=f"hello through attach {version}\n", timeout=60)
+    assert f"hello through attach {version}" in out
+    done = wait_for(f"{name} Succeeded", in_phase(env["kubectl"], name, "Succeeded"), 30)
+    env["seen"] |= container_ids(done)
+    assert kc("logs", name) == f"hello through attach {version}\n"
+
+
+def test_attach_tty_to_a_shell(env: dict) -> None:
+    """`kubectl attach -it` from a terminal (script(1)) to a `tty: true` container: its
+    shell reads our keystrokes on a terminal of our size and ends with `exit`."""
+    if not shutil.which("script"):
+        pytest.skip("script(1) is needed to give kubectl a terminal")
+    kc = env["kubectl"]
+    apply(kc, pod("shell", env["image"], ["sh"], restartPolicy="Never",
+                  container={"stdin": True, "tty": True}))
+    wait_for("shell Running", in_phase(kc, "shell", "Running"), 40)
+    keys = "stty size; echo $((6 * 7))x; exit 0\n"
+    inner = f"stty cols 87 rows 21; {kc.binary} attach -it shell"
+    p = subprocess.run(["script", "-qec", inner, "/dev/null"], input=keys, text=True,
+                       capture_output=True, timeout=60,
+                       env=dict(os.environ, KUBECONFIG=kc.kubeconfig))
+    assert "21 87" in p.stdout and "42x" in p.stdout, p.stdout + p.stderr
+    done = wait_for("shell Succeeded", in_phase(kc, "shell", "Succeeded"), 30)
+    env["seen"] |= container_ids(done)
 
 
 def test_teardown_leaves_nothing_behind(env: dict) -> None:
