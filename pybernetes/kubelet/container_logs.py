@@ -68,7 +68,12 @@ def parse_line(line: bytes) -> Entry | None:
 
 
 def render(entry: Entry, timestamps: bool) -> bytes:
-    return (entry.timestamp + b" " + entry.content) if timestamps else entry.content
+    if not timestamps:
+        return entry.content
+    stamp = entry.timestamp
+    if stamp.endswith(b"+00:00"):   # conmon writes the offset; upstream prints UTC as Z
+        stamp = stamp[:-6] + b"Z"
+    return stamp + b" " + entry.content
 
 
 def _parse_lines(data: bytes) -> tuple[list[Entry], bytes]:
