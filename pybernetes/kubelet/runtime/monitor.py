@@ -1,16 +1,15 @@
-"""The per-container monitor (what conmon / containerd-shim are to CRI-O / containerd).
+"""The per-container monitor of the process runtime (what conmon is to the runc runtime).
 
 One small process per started container, detached from the kubelet (own session,
 double fork), so that the kubelet can stop, crash or upgrade while containers keep
 running. It:
 
-- starts the container: `runc create` + `runc start` (mode "runc"; the monitor is the
-  child subreaper, so the container's init becomes its child once runc exits) or the
-  command itself (mode "process");
+- starts the container's command (the process runtime has no OCI runtime, so conmon,
+  which drives one, does not fit it);
 - owns the container's stdout/stderr pipes and copies them into the CRI log format
   (`<RFC3339Nano> stdout F <line>`; P for pieces of lines longer than 16 KiB);
-- waits for the exit and writes the exit record (exit code, finish time, OOM kill)
-  atomically as JSON next to the container's state, then exits;
+- waits for the exit and writes the exit record (exit code, finish time) atomically
+  as JSON next to the container's state, then exits;
 - on SIGUSR1 reopens the log path (the kubelet rotated the file: ReopenContainerLog).
 
 Run as `python monitor.py <spec.json>`; it only imports the standard library so it
@@ -121,10 +120,7 @@ class Monitor:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            if self.spec["mode"] == "runc":
-                self.pid = self._start_runc(out_w, err_w)
-            else:
-                self.pid = self._start_process(out_w, err_w)
+            self.pid = self._start_process(out_w, err_w)
         finally:
             os.close(out_w)
             os.close(err_w)
@@ -132,31 +128,6 @@ class Monitor:
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, name)
             self.open_streams += 1
-
-    def _runc(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        cmd = [self.spec["runc"], "--root", self.spec["runc_root"], *args]
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=60, check=False, **kw)
-
-    def _start_runc(self, out_w: int, err_w: int) -> int:
-        cid, pid_file = self.spec["id"], self.spec["pid_file"]
-        # runc hands its own stdio to the container's process (no terminal):
-        # the container writes straight into our pipes.
-        # runc errors also go to its stderr (the container's log); read them from --log.
-        runc_log = self.spec["runc_log"]
-        cmd = [self.spec["runc"], "--root", self.spec["runc_root"], "--log", runc_log,
-               "--log-format", "json", "create", "--bundle", self.spec["bundle"],
-               "--pid-file", pid_file, cid]
-        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                             timeout=60, check=False)
-        if res.returncode != 0:
-            raise StartError(last_runc_error(runc_log) or "runc create failed")
-        with open(pid_file) as f:
-            pid = int(f.read().strip())
-        res = self._runc("start", cid)
-        if res.returncode != 0:
-            raise StartError(res.stderr.decode(errors="replace").strip() or "runc start failed")
-        return pid
 
     def _start_process(self, out_w: int, err_w: int) -> int:
         p = self.spec["process"]
@@ -194,8 +165,7 @@ class Monitor:
             code = 128 + os.WTERMSIG(status)
         else:
             code = os.WEXITSTATUS(status)
-        return {"pid": self.pid, "exit_code": code, "finished_at": finished_at,
-                "oom_killed": self._oom_killed()}
+        return {"pid": self.pid, "exit_code": code, "finished_at": finished_at}
 
     def _reap(self) -> int | None:
         """Reap every exited child (we are a subreaper); the main one's status or None."""
@@ -250,39 +220,9 @@ class Monitor:
         except OSError as e:   # keep writing to the old file rather than die
             print(f"reopening {self.log.path}: {e}", file=sys.stderr)
 
-    def _oom_killed(self) -> bool:
-        """The memory cgroup's oom_kill counter (v1 memory.oom_control, v2 memory.events)."""
-        for path in self.spec.get("oom_files", []):
-            try:
-                with open(path) as f:
-                    for line in f:
-                        key, _, value = line.partition(" ")
-                        if key == "oom_kill" and int(value) > 0:
-                            return True
-            except (OSError, ValueError):
-                continue
-        return False
-
 
 class StartError(Exception):
     pass
-
-
-def last_runc_error(path: str) -> str:
-    """The last error-level message of runc's JSON log."""
-    msg = ""
-    try:
-        with open(path) as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("level") in ("error", "fatal"):
-                    msg = entry.get("msg", "")
-    except OSError:
-        pass
-    return msg
 
 
 def _drain_fd(fd: int) -> set[int]:

@@ -9,8 +9,18 @@ an overlayfs root over the image layers, and a cgroup
 
 runc keeps its own state under `<root>/runc/state` (its `--root`), so our containers
 never mix with anyone else's; everything else lives in files described in
-monitored.py. Each started container has a monitor process (monitor.py) that owns
-its stdio and records its exit, so the kubelet may restart at any time.
+monitored.py. Each started container has Debian's `conmon` (CRI-O's monitor, a
+~2 MiB C process) as its parent, so the kubelet may restart at any time:
+
+- `conmon -c <id> -b <bundle> -r runc ...` runs `runc create` with the container's
+  stdio on its own pipes (or a terminal with `-t`), and reports the pid (or runc's
+  error) as one JSON line on the sync pipe `_OCI_SYNCPIPE`; `runc start` follows.
+- it writes stdout/stderr to the CRI log file (`-l k8s-file:<path>`; timestamps
+  with a zone offset, long lines in P pieces of its read size) and reopens it on
+  "2 0 0" written to the bundle's `ctl` fifo ("1 <rows> <cols>" resizes the TTY);
+- the exit code goes to `<root>/runc/exits/<id>` (its mtime: the finish time) and an
+  OOM event to `<container dir>/oom`; the runtime turns them into exit.json;
+- `<bundle>/attach` is its attach socket (SOCK_SEQPACKET): kubectl attach.
 """
 from __future__ import annotations
 
@@ -24,14 +34,13 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from pybernetes.kubelet.runtime.base import (
     ContainerConfig, ContainerRuntimeError, ExecResult, SandboxConfig,
 )
-from pybernetes.kubelet.runtime.monitor import last_runc_error, proc_start_time
+from pybernetes.kubelet.runtime.monitor import proc_start_time
 from pybernetes.kubelet.runtime.monitored import (
     MONITOR_START_TIMEOUT, MonitoredRuntime, run_with_timeout, sandbox_config_from,
     write_json,
@@ -66,11 +75,10 @@ MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
-# What the sandbox helper runs inside the new namespaces before they are pinned.
-_NS_INIT = ("import socket, subprocess, sys\n"
-            "if sys.argv[1]: socket.sethostname(sys.argv[1])\n"
-            "if sys.argv[2] == '1':\n"
-            "    subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)\n")
+# What the sandbox helper runs inside the new namespaces before they are pinned
+# (a shell, not a Python interpreter: a sandbox is made per pod, at burst rates).
+_NS_INIT = ('if [ -n "$1" ]; then hostname "$1" || exit 1; fi; '
+            'if [ "$2" = 1 ]; then ip link set lo up || exit 1; fi')
 
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
@@ -310,8 +318,7 @@ class RuncRuntime(MonitoredRuntime):
         for path in ns.values():
             Path(path).touch()
         cmd = ["unshare"] + [f"--{kind}={path}" for kind, path in ns.items()]
-        cmd += ["--", sys.executable, "-I", "-c", _NS_INIT, hostname,
-                "1" if "net" in ns else "0"]
+        cmd += ["--", "sh", "-c", _NS_INIT, "sh", hostname, "1" if "net" in ns else "0"]
         code, _, err = await run_with_timeout(cmd, 30)
         if code != 0:
             raise ContainerRuntimeError(f"creating namespaces: {err.decode().strip()}",
@@ -703,6 +710,23 @@ def _tail(path: Path, limit: int = 2000) -> str:
         return path.read_text(errors="replace").strip()[-limit:]
     except OSError:
         return ""
+
+
+def last_runc_error(path: str) -> str:
+    """The last error-level message of runc's JSON log."""
+    msg = ""
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("level") in ("error", "fatal"):
+                    msg = entry.get("msg", "")
+    except OSError:
+        pass
+    return msg
 
 
 def _read_pid(path: Path) -> int:
