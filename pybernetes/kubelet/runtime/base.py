@@ -93,6 +93,10 @@ class Security:
     no_new_privs: bool = False     # allowPrivilegeEscalation: false
     masked_paths: list[str] | None = None
     readonly_paths: list[str] | None = None
+    # securityContext.seccompProfile: "" (= Unconfined) | Unconfined | RuntimeDefault |
+    # Localhost, with the profile's path relative to the kubelet's seccomp dir
+    seccomp_profile_type: str = ""
+    seccomp_localhost_profile: str = ""
 
 
 @dataclass
