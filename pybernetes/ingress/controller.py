@@ -23,7 +23,7 @@ from pybernetes.machinery.errors import StatusError
 
 log = logging.getLogger("pybernetes.ingress")
 
-INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
+INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress", True)
 INGRESSCLASSES = Resource("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False)
 CONTROLLER = "pybernetes.io/ingress"
 DEFAULT_CLASS = "pybernetes"
