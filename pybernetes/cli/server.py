@@ -167,6 +167,10 @@ def _run_locked(args: argparse.Namespace, data_dir: str) -> int:
             kubelet_tls = _kubelet_serving_cert(args, pki)
     else:
         kubelet_tls = ("", "")
+    ingress_problem = _ingress_problem(args)
+    if ingress_problem:
+        ui.warn(f"the ingress controller does not run: {ingress_problem}")
+        args.disable.append("ingress")
     components = _components(args, data_dir, pki, component_kubeconfigs, kubelet_tls)
     if "kubelet" in (c.name for c in components):
         if args.kubelet_runtime == "fake":
@@ -254,7 +258,10 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
         env)
     if args.kubelet_runtime == "process":  # pods on the host network: no kernel NAT to them
         proxy.argv += ["--proxy-mode", "userspace"]
-    chosen = [c for c in [apiserver, controller_manager, scheduler, kubelet, dns, proxy]
+    ingress = Component("ingress", base + [
+        "ingress", "--kubeconfig", kubeconfigs["ingress"], "--node-name", args.node_name,
+        "--state-dir", os.path.join(data_dir, "ingress"), "--log-level", args.log_level], env)
+    chosen = [c for c in [apiserver, controller_manager, scheduler, kubelet, dns, proxy, ingress]
               if c.name not in args.disable]
     for c in chosen:
         extra = getattr(args, PASSTHROUGH[c.name].replace("-", "_"))
@@ -277,6 +284,22 @@ def _component_kubeconfigs(args: argparse.Namespace, data_dir: str, pki) -> dict
         paths[name] = write_kubeconfig(os.path.join(data_dir, f"{name}.kubeconfig"), url,
                                        _read(pki.ca_crt), _read(crt), _read(key), user=user)
     return paths
+
+
+def _ingress_problem(args: argparse.Namespace) -> str:
+    """Why the ingress controller cannot run here ("" if it can): it needs nginx, and
+    ports 80/443 need root unless --ingress-arg picks others."""
+    if "ingress" in args.disable:
+        return ""
+    from pybernetes.ingress.nginx import APT_HINT, find_nginx
+    if find_nginx() is None:
+        return f"nginx is not installed ({APT_HINT}; or --disable ingress)"
+    ports_given = any(a.lstrip("-").startswith(("http-port", "https-port"))
+                      for a in args.ingress_arg)
+    if os.geteuid() != 0 and not ports_given:
+        return ("ports 80 and 443 need root (or --ingress-arg http-port=8080 "
+                "--ingress-arg https-port=8443)")
+    return ""
 
 
 def _check_runtime(args: argparse.Namespace) -> str:
