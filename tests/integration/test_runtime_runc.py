@@ -2,6 +2,7 @@
 containers over a busybox image layer. Needs root and runc (CI installs runc)."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -186,6 +187,46 @@ async def test_security_context(node, layer):
     assert b"unmasked" in out["privileged"]
     assert out["masked"].split(b"\n") == [b"0", b"ro-proc"]
     assert out["nnp"].split() == [b"NoNewPrivs:", b"1"]
+
+
+async def test_seccomp_profiles(node, layer):
+    """RuntimeDefault refuses namespaces (unshare -U needs no capability, so only the
+    filter stops it); a granted CAP_SYS_ADMIN lifts the ban on mount; Unconfined and
+    privileged containers have no filter; a Localhost profile comes from the runtime
+    root's seccomp dir; a missing one fails the create."""
+    rt, root, logs = node
+    (root / "seccomp").mkdir()
+    (root / "seccomp" / "no-mkdir.json").write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    sid = await rt.run_pod_sandbox(sandbox_config("seccomp", logs))
+    userns = "unshare -U true && echo userns-ok || echo userns-denied"
+    cases = {
+        "unconfined": (Security(), userns),
+        "default": (Security(seccomp_profile_type="RuntimeDefault"), userns),
+        "default-admin": (Security(seccomp_profile_type="RuntimeDefault",
+                                   capabilities_add=["SYS_ADMIN"]),
+                          "mount -t tmpfs none /tmp && echo mount-ok"),
+        "privileged": (Security(seccomp_profile_type="RuntimeDefault", privileged=True),
+                       "grep Seccomp: /proc/self/status"),
+        "local": (Security(seccomp_profile_type="Localhost",
+                           seccomp_localhost_profile="no-mkdir.json"),
+                  "mkdir /tmp/d 2>&1 || echo mkdir-denied; grep Seccomp: /proc/self/status"),
+    }
+    out = {}
+    for name, (sec, script) in cases.items():
+        _, st = await run_to_exit(rt, sid, container_config(name, script, security=sec), layer)
+        out[name] = [text for stream, _, text in log_entries(st.log_path) if stream == "stdout"]
+    assert out["unconfined"] == [b"userns-ok"]
+    assert out["default"] == [b"userns-denied"]
+    assert out["default-admin"] == [b"mount-ok"]
+    assert out["privileged"] == [b"Seccomp:\t0"]
+    assert out["local"][-2:] == [b"mkdir-denied", b"Seccomp:\t2"]
+    for bad in ("missing.json", "../no-mkdir.json", ""):
+        with pytest.raises(ContainerRuntimeError) as err:
+            await rt.create_container(sid, container_config("bad", "true", security=Security(
+                seccomp_profile_type="Localhost", seccomp_localhost_profile=bad)), [layer])
+        assert err.value.reason == "CreateContainerError"
 
 
 async def test_pod_files_and_volume_mounts(node, layer, tmp_path):

@@ -37,6 +37,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from pybernetes.kubelet.runtime import seccomp
 from pybernetes.kubelet.runtime.base import (
     ContainerConfig, ContainerRuntimeError, ExecResult, SandboxConfig,
 )
@@ -423,6 +424,9 @@ class RuncRuntime(MonitoredRuntime):
         }
         if sec.privileged:
             linux["devices"] = host_devices()
+        profile = seccomp.profile_for(sec, caps, str(self.root / "seccomp"))
+        if profile is not None:
+            linux["seccomp"] = profile
         propagations = {m.propagation for m in cfg.mounts}
         if "rshared" in propagations:
             linux["rootfsPropagation"] = "rshared"
