@@ -187,7 +187,7 @@ def _merged_security(pod: dict, container: dict) -> dict:
     """Pod-level fields that a container-level securityContext may override."""
     psc = (pod.get("spec") or {}).get("securityContext") or {}
     csc = container.get("securityContext") or {}
-    keys = ("runAsUser", "runAsGroup", "runAsNonRoot")
+    keys = ("runAsUser", "runAsGroup", "runAsNonRoot", "seccompProfile")
     return {**{k: psc[k] for k in keys if psc.get(k) is not None},
             **{k: v for k, v in csc.items() if v is not None}}
 
@@ -216,6 +216,7 @@ def container_security(pod: dict, container: dict, image_config: dict,
     caps = sc.get("capabilities") or {}
     ape = sc.get("allowPrivilegeEscalation")
     privileged = bool(sc.get("privileged"))
+    seccomp = sc.get("seccompProfile") or {}   # the container's, else the pod's
     return Security(run_as_user=int(uid), run_as_group=int(gid) if gid is not None else None,
                     supplemental_groups=[int(g) for g in groups],
                     readonly_rootfs=bool(sc.get("readOnlyRootFilesystem")),
@@ -224,7 +225,9 @@ def container_security(pod: dict, container: dict, image_config: dict,
                     no_new_privs=ape is False and not privileged,
                     masked_paths=[] if privileged or sc.get("procMount") == "Unmasked" else None,
                     readonly_paths=[] if privileged or sc.get("procMount") == "Unmasked"
-                    else None)
+                    else None,
+                    seccomp_profile_type=str(seccomp.get("type") or ""),
+                    seccomp_localhost_profile=str(seccomp.get("localhostProfile") or ""))
 
 
 def _verify_non_root(pod: dict, name: str, uid: int | None, image_user: str) -> None:
