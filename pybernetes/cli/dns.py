@@ -96,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster-dns", type=_ips, default=["10.43.0.10"], metavar="IP",
                    help="the kube-dns Service's ClusterIP, the address pods' resolv.conf "
                         "names (default: 10.43.0.10)")
-    p.add_argument("--bind-address", type=_ip, default="", metavar="IP",
+    p.add_argument("--bind-address", type=_ip, default=None, metavar="IP",
                    help="address to listen on and to publish as the kube-dns endpoint "
                         "(default: this machine's primary address)")
     p.add_argument("--dns-port", type=_port_or_zero, default=53, metavar="PORT",
