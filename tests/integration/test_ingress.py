@@ -305,3 +305,52 @@ def test_endpoints_change_follows(env):
     kubectl("patch", "endpointslice", "alpha-manual", "--type=merge", "-p", json.dumps(
         {"endpoints": [{"addresses": ["127.0.0.2"], "conditions": {"ready": True}}]}))
     wait_for("routed again", lambda: routed("alpha.example.com", "/") == "alpha", timeout=60)
+
+
+def test_classes_decide_who_serves(env):
+    """An Ingress of another controller's class is left alone; an explicit class and the
+    legacy annotation are kept by admission; a newer default class takes over."""
+    _, kubectl = env
+    kubectl("apply", "-f", "-", input="""
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: other}
+spec: {controller: example.com/other}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: not-ours}
+spec:
+  ingressClassName: other
+  rules:
+  - host: other.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: beta, port: {number: 8080}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: legacy
+  annotations: {kubernetes.io/ingress.class: pybernetes}
+spec:
+  rules:
+  - host: legacy.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: beta, port: {number: 8080}}}}
+""")
+    assert kubectl("get", "ingress", "legacy", "-o", "jsonpath={.spec.ingressClassName}") == ""
+    wait_for("the legacy annotation is served",
+             lambda: routed("legacy.example.com", "/") == "beta", timeout=60)
+    assert routed("other.example.com", "/") == "gamma"     # our default backend, not beta
+    assert kubectl("get", "ingress", "not-ours", "-o",
+                   "jsonpath={.status.loadBalancer.ingress}") == ""
+    kubectl("annotate", "ingressclass", "other",
+            "ingressclass.kubernetes.io/is-default-class=true")
+    try:
+        kubectl("create", "ingress", "newer", "--rule=newer.example.com/*=beta:8080")
+        assert kubectl("get", "ingress", "newer", "-o",
+                       "jsonpath={.spec.ingressClassName}") == "other"
+    finally:
+        kubectl("annotate", "ingressclass", "other", "ingressclass.kubernetes.io/is-default-class-")
