@@ -10,13 +10,14 @@ with the configuration and arguments it was made with, so DEL and CHECK work aft
 the runtime restarts and even after the configuration changed."""
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from pybernetes.kubelet import spawn
 
 DEFAULT_BIN_DIRS = ("/opt/cni/bin", "/usr/lib/cni")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -152,19 +153,19 @@ class CNI:
             path = self.find_plugin(plugin_type)
         except CNIError as e:
             raise CNIError(plugin_type, network, command, e.code, e.msg) from None
-        proc = await asyncio.create_subprocess_exec(
-            path, env=self._env(command, rt), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(json.dumps(conf).encode()),
-                                              self.timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
+            done = await spawn.run([path], timeout=self.timeout, env=self._env(command, rt),
+                                   input=json.dumps(conf).encode())
+        except spawn.CommandTimeout:
             raise CNIError(plugin_type, network, command, 5,
                            f"timed out after {self.timeout}s") from None
-        if proc.returncode != 0:
-            raise _error_from(plugin_type, network, command, proc.returncode, out, err)
+        except OSError as e:
+            raise CNIError(plugin_type, network, command, 5, f"could not run {path}: {e}"
+                           ) from None
+        out = done.stdout
+        if done.returncode != 0:
+            raise _error_from(plugin_type, network, command, done.returncode, out,
+                              done.stderr)
         if not out.strip():
             return None
         try:

@@ -2,8 +2,9 @@
 bounded in time, with their stderr in the error."""
 from __future__ import annotations
 
-import asyncio
 import shutil
+
+from pybernetes.kubelet import spawn
 
 
 class CommandError(Exception):
@@ -16,16 +17,13 @@ async def run(argv: list[str], timeout: float = 10.0,
     cannot run, times out, or (with check) exits non-zero."""
     if shutil.which(argv[0]) is None:
         raise CommandError(f"{argv[0]} not found (install util-linux, iproute2, iptables)")
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
+        done = await spawn.run(argv, timeout=timeout)
+    except spawn.CommandTimeout:
         raise CommandError(f"{' '.join(argv)}: timed out after {timeout}s") from None
-    if check and proc.returncode != 0:
-        raise CommandError(f"{' '.join(argv)}: exit {proc.returncode}: "
-                           f"{err.decode(errors='replace').strip()}")
-    return proc.returncode or 0, out, err
+    except OSError as e:
+        raise CommandError(f"{' '.join(argv)}: {e}") from None
+    if check and done.returncode != 0:
+        raise CommandError(f"{' '.join(argv)}: exit {done.returncode}: "
+                           f"{done.stderr.decode(errors='replace').strip()}")
+    return done.returncode, done.stdout, done.stderr
