@@ -16,11 +16,6 @@ def patch_type(content_type: str | None) -> str:
             415, "UnsupportedMediaType",
             f"the body of the request was in an unknown format - accepted media types include: "
             f"{', '.join(PATCH_TYPES)}")
-    if kind == "apply":
-        raise errors.StatusError(
-            415, "UnsupportedMediaType",
-            "server-side apply (application/apply-patch+yaml) is not supported by this server "
-            "yet: use client-side `kubectl apply` (without --server-side)")
     return kind
 
 

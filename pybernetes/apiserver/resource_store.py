@@ -15,7 +15,7 @@ import orjson
 
 from ..admission.chain import Attributes
 from ..api.strategy import Strategy
-from ..machinery import errors, objectmeta, schema
+from ..machinery import errors, fieldpath, managed_fields, objectmeta, schema
 from ..machinery.jsonvalues import clone
 from ..machinery.selectors import FieldSelector, LabelSelector
 from ..storage.store import CompactedError, ConflictError, KeyExistsError, KeyNotFoundError
@@ -34,8 +34,9 @@ class Context:
 
     user: "UserInfo"
     dry_run: bool = False
-    field_manager: str = ""
+    field_manager: str = ""     # who managedFields credit the write to ("": nobody)
     warnings: list[str] = field(default_factory=list)
+    applied: bool = False       # server-side apply already set managedFields
 
 
 @dataclass
@@ -367,6 +368,7 @@ class ResourceStore:
             raise self._invalid(obj, causes)
         for plugin in self.api.admission.plugins:
             await plugin.validate(attrs, self.api)
+        self.record_fields(None, obj, ctx)
         await self._run_hooks("before_create", obj, ctx)
         if ctx.dry_run:
             return obj
@@ -492,7 +494,28 @@ class ResourceStore:
         await self.api.admission.run(Attributes("CREATE", self.s, md.get("namespace", ""),
                                                 md["name"], obj, None, ctx.user,
                                                 dry_run=ctx.dry_run), self.api)
+        self.record_fields(None, obj, ctx)
         return obj
+
+    @property
+    def field_node(self) -> "fieldpath.Node":
+        """The schema position ownership is tracked against (managedFields)."""
+        node = getattr(self, "_field_node", None)
+        if node is None:
+            name = schema.definition_name_for(self.s.group, self.s.version, self.s.kind)
+            node = self._field_node = fieldpath.root(name)
+        return node
+
+    def record_fields(self, old: dict | None, new: dict, ctx: Context,
+                      subresource: str = "") -> None:
+        """Credit the write's fields to its manager in metadata.managedFields."""
+        if ctx.applied:
+            return
+        if old is not None:
+            managed_fields.take_client_managed_fields(new, old)
+        if ctx.field_manager:
+            managed_fields.record_update(old, new, ctx.field_manager, self.field_node,
+                                         subresource)
 
     async def prepare_update(self, new: dict, old: dict, ctx: Context,
                              subresource: str = "") -> dict | None:
@@ -528,7 +551,9 @@ class ResourceStore:
             Attributes("UPDATE", self.s, old_md.get("namespace", ""), old_md["name"], new, old,
                        ctx.user, subresource=subresource, dry_run=ctx.dry_run), self.api)
         await self._run_hooks("before_update", new, old, ctx)
-        if _strip_for_compare(new) == _strip_for_compare(old):
+        same = _strip_for_compare(new) == _strip_for_compare(old)
+        self.record_fields(old, new, ctx, subresource)
+        if same and new["metadata"].get("managedFields") == old_md.get("managedFields"):
             return None
         return new
 

@@ -54,8 +54,12 @@ def context(request: web.Request, body_options: dict | None = None) -> Context:
         if d != "All":
             raise errors.bad_request(f'Invalid dry run value: {d!r}: supported values: "All"'
                                      .replace("'", '"'))
-    return Context(user=request["user"], dry_run=bool(dry),
-                   field_manager=q.get("fieldManager", ""))
+    from ..machinery import managed_fields
+    manager = q.get("fieldManager", "")
+    managed_fields.check_manager(manager, apply_patch=False)
+    if not manager:   # upstream credits the user agent's product name
+        manager = managed_fields.manager_from_user_agent(request.headers.get("User-Agent", ""))
+    return Context(user=request["user"], dry_run=bool(dry), field_manager=manager)
 
 
 def list_options(request: web.Request) -> ListOptions:
@@ -229,7 +233,10 @@ class ResourceHandler:
                      ns: str, subresource: str = "") -> web.Response:
         from .patching import apply_patch, patch_type, touched_fields
         ptype = patch_type(request.headers.get("Content-Type"))
-        patch, _raw = await read_body(request, self.api.config.max_request_bytes)
+        patch, raw = await read_body(request, self.api.config.max_request_bytes)
+        if ptype == "apply":
+            from .apply import server_side_apply
+            return await server_side_apply(self, request, info, rs, ns, subresource, patch, raw)
         touched = touched_fields(ptype, patch)
         ctx = context(request)
         target = negotiation.negotiate(request.headers.get("Accept"))
