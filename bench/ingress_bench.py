@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from .apiserver_bench import git_commit, machine_info
-from .procs import children, cpu_seconds, free_port, machine_share, machine_ticks, stop_process
+from .procs import (Server, children, cpu_seconds, free_port, machine_share, machine_ticks,
+                    start_server, stop_process)
 from .report import write_between_markers
 
 RESULTS = Path(__file__).parent / "results"
@@ -40,7 +41,8 @@ BEGIN, END = "<!-- BEGIN ingress results -->", "<!-- END ingress results -->"
 BODY = "x" * 1024
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 AB = shutil.which("ab") or "/usr/bin/ab"
-CANDIDATES = ("nginx", "python")
+CANDIDATES = ("nginx", "python", "pybernetes-ingress")
+BENCH_HOST = "bench.example.com"
 MODES = ("keepalive", "new-connection")
 
 
@@ -154,8 +156,10 @@ def serve_python_proxy(listen: int, backend: int) -> None:
 
 
 # ----- load -------------------------------------------------------------------------
-def run_ab(port: int, requests: int, concurrency: int, keepalive: bool) -> dict[str, Any]:
+def run_ab(port: int, requests: int, concurrency: int, keepalive: bool,
+           host: str = "") -> dict[str, Any]:
     cmd = [AB, "-q", "-n", str(requests), "-c", str(concurrency), "-s", "30"]
+    cmd += ["-H", f"Host: {host}"] if host else []
     cmd += ["-k"] if keepalive else []
     out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/bench"], capture_output=True,
                          text=True, timeout=600)
@@ -186,15 +190,15 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def measure(name: str, proc: subprocess.Popen, port: int, args: argparse.Namespace,
-            log: Any) -> dict[str, Any]:
+def measure(name: str, pid: int, port: int, args: argparse.Namespace,
+            log: Any, host: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
-    run_ab(port, min(1000, args.requests), args.concurrency, True)  # warm up
+    run_ab(port, min(1000, args.requests), args.concurrency, True, host)  # warm up
     for mode in MODES:
         n = args.requests if mode == "keepalive" else max(args.requests // 4, 100)
-        cpu0, ticks0 = tree_cpu(proc.pid), machine_ticks()
-        r = run_ab(port, n, args.concurrency, mode == "keepalive")
-        cpu = tree_cpu(proc.pid) - cpu0
+        cpu0, ticks0 = tree_cpu(pid), machine_ticks()
+        r = run_ab(port, n, args.concurrency, mode == "keepalive", host)
+        cpu = tree_cpu(pid) - cpu0
         r["proxy_cpu_ms_per_request"] = round(1000 * cpu / max(r["complete"] or 1, 1), 4)
         r["machine"] = machine_share(ticks0, machine_ticks())
         out[mode] = r
@@ -211,6 +215,9 @@ def run(args: argparse.Namespace, tmp: Path, result: dict, log: Any) -> None:
                                  f'location / {{ return 200 "{BODY}"; }}'))
         for name in args.candidates:
             port = free_port()
+            if name == "pybernetes-ingress":
+                result["candidates"][name] = measure_ingress(tmp, backend, port, args, log)
+                continue
             if name == "nginx":
                 head = (f"upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}")
                 proc = start_nginx(tmp / "proxy", port, (
@@ -222,13 +229,76 @@ def run(args: argparse.Namespace, tmp: Path, result: dict, log: Any) -> None:
                 proc = start_python_proxy(port, backend)
             procs.append(proc)
             try:
-                result["candidates"][name] = measure(name, proc, port, args, log)
+                result["candidates"][name] = measure(name, proc.pid, port, args, log)
             finally:
                 stop_process(proc)
                 procs.remove(proc)
     finally:
         for proc in procs:
             stop_process(proc)
+
+
+# ----- the real thing: `pybernetes ingress` in a `pybernetes server` ------------------
+def _api(server: Server, method: str, path: str, body: dict) -> None:
+    import urllib.request
+    req = urllib.request.Request(server.url + path, data=json.dumps(body).encode(),
+                                 method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=server.ssl_context(), timeout=30) as r:
+        r.read()
+
+
+def _routed(port: int) -> bool:
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/bench", headers={"Host": BENCH_HOST})
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def measure_ingress(tmp: Path, backend: int, port: int, args: argparse.Namespace,
+                    log: Any) -> dict[str, Any]:
+    """A server with only the API server and the ingress (one nginx worker, as the
+    candidates), a selectorless Service whose EndpointSlice is the backend, an Ingress
+    for BENCH_HOST; measured like the candidates, CPU of the nginx it runs."""
+    off = [a for c in ("controller-manager", "scheduler", "kubelet", "proxy", "dns")
+           for a in ("--disable", c)]
+    ing = [f"http-port={port}", f"https-port={free_port()}", "bind-address=127.0.0.1",
+           "workers=1", "status-address=127.0.0.1"]
+    server = start_server(tmp / "server", "sqlite", extra=off + [
+        "--kube-apiserver-arg", "disable-admission-plugins=ServiceAccount"] +
+        [a for x in ing for a in ("--ingress-arg", x)])
+    try:
+        ns = "/api/v1/namespaces/default"
+        _api(server, "POST", f"{ns}/services", {
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "bench"},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": backend}]}})
+        _api(server, "POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "bench-1", "labels": {"kubernetes.io/service-name": "bench"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": backend}],
+            "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]})
+        _api(server, "POST", "/apis/networking.k8s.io/v1/namespaces/default/ingresses", {
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "bench"}, "spec": {"rules": [{"host": BENCH_HOST, "http": {
+                "paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {
+                    "name": "bench", "port": {"number": 80}}}}]}}]}})
+        deadline = time.monotonic() + 120
+        while not _routed(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Ingress did not route in 120 s")
+            time.sleep(0.5)
+        pid = _nginx_master(tmp / "server" / "ingress" / "nginx.pid")
+        return measure("pybernetes-ingress", pid, port, args, log, BENCH_HOST)
+    finally:
+        server.stop()
+
+
+def _nginx_master(pid_file: Path) -> int:
+    return int(pid_file.read_text().strip())
 
 
 # ----- report -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from pybernetes.client.api import ENDPOINTSLICES, NODES, SECRETS, SERVICES, APIClient, Resource
+from pybernetes.client.events import EventRecorder
 from pybernetes.client.informer import Informer
 from pybernetes.ingress import certs, routes
 from pybernetes.ingress.endpoints import Address, ready_addresses
@@ -56,7 +57,10 @@ class IngressController:
             inf.add_handler(self._changed, self._updated, self._changed)
         self._dirty = asyncio.Event()
         self._config = ""
-        self._problems: set[str] = set()
+        self._problems: set[tuple[str, str]] = set()   # reported once while they last
+        self._synced: dict[str, str] = {}              # uid -> generation announced
+        self.events = EventRecorder(client, "pybernetes-ingress",
+                                    options.extra.get("node_name") or "")
         self.syncs = 0
 
     # -- events -------------------------------------------------------------------------
@@ -82,6 +86,7 @@ class IngressController:
                      self.opts.class_name, ",".join(addresses))
             await self._loop()
         finally:
+            await self.events.flush()
             for inf in self.informers:
                 await inf.stop()
 
@@ -171,47 +176,61 @@ class IngressController:
             out[b.key] = ready_addresses(b, svc, self.slices.list(b.namespace))
         return out
 
-    def certificates(self, table: routes.RouteTable) -> dict[tuple[str, str], str]:
+    def certificates(self, table: routes.RouteTable) -> tuple[dict[tuple[str, str], str],
+                                                               list[tuple[str, str]]]:
+        """PEM files of the TLS Secrets the table names, and the problems found."""
         out: dict[tuple[str, str], str] = {}
+        problems: list[tuple[str, str]] = []
         cert_dir = os.path.join(self.opts.state_dir, "certs")
         for vhost in table.hosts.values():
             if vhost.tls is None or vhost.tls in out:
                 continue
+            name = "/".join(vhost.tls)
             secret = self.secrets.get(*vhost.tls)
             if secret is None:
-                self._problem(f"TLS Secret {'/'.join(vhost.tls)} (for {vhost.host}) not found "
-                              "or not of type kubernetes.io/tls; serving the default "
-                              "certificate")
+                problems.append((vhost.tls_source, f"TLS Secret {name} not found or not of type "
+                                 f"kubernetes.io/tls; {vhost.host} gets the default certificate"))
                 continue
             path, why = certs.write_secret(cert_dir, secret)
             if path is None:
-                self._problem(f"TLS Secret {'/'.join(vhost.tls)}: {why}; serving the default "
-                              "certificate")
+                problems.append((vhost.tls_source, f"TLS Secret {name}: {why}; {vhost.host} "
+                                 "gets the default certificate"))
                 continue
             out[vhost.tls] = path
-        return out
+        return out, problems
 
-    def _problem(self, text: str) -> None:
-        if text not in self._problems:
-            log.warning("ingress: %s", text)
-        self._problems.add(text)
+    def _report(self, problems: list[tuple[str, str]], owned: list[dict]) -> None:
+        """Log each problem once and tell its Ingress (a Warning Event, as kubectl
+        describe shows); announce newly synced Ingress generations (Normal Sync)."""
+        by_key = {f"{i['metadata'].get('namespace')}/{i['metadata']['name']}": i for i in owned}
+        for source, text in problems:
+            if (source, text) not in self._problems:
+                log.warning("ingress: %s: %s", source, text)
+                if source in by_key:
+                    self.events.event(by_key[source], "Warning", "InvalidConfiguration", text)
+        self._problems = set(problems)
+        for ing in owned:
+            md = ing["metadata"]
+            gen = str(md.get("generation", ""))
+            if self._synced.get(md.get("uid", "")) != gen:
+                self._synced[md.get("uid", "")] = gen
+                self.events.event(ing, "Normal", "Sync", "Scheduled for sync")
 
     async def sync(self) -> None:
         owned = self.owned()
         table = routes.build(owned)
-        for r in (r for v in table.hosts.values() for r in v.routes
-                  if not SAFE_PATH.match(r.path or "/")):
-            table.problems.append(f"{r.source}: path {r.path!r} has characters nginx cannot "
-                                  "match; skipped")
-        self._problems = set()
-        for p in table.problems:
-            self._problem(p)
-        text = render(table, self.endpoints(table), self.certificates(table), self.opts.settings)
+        problems = list(table.problems)
+        problems += [(r.source, f"path {r.path!r} has characters nginx cannot match; skipped")
+                     for v in table.hosts.values() for r in v.routes
+                     if not SAFE_PATH.match(r.path or "/")]
+        pems, cert_problems = self.certificates(table)
+        text = render(table, self.endpoints(table), pems, self.opts.settings)
         if text != self._config:
             await self.nginx.apply(text)
             self._config = text
             log.info("ingress: nginx configured: %d Ingresses, %d hosts, %d backends",
                      len(owned), len(table.hosts), len(table.backends()))
+        self._report(problems + cert_problems, owned)
         self.syncs += 1
         await self.update_status(owned)
 

@@ -66,7 +66,7 @@ def _listen(s: Settings, default: bool) -> list[str]:
     for addr in s.bind_addresses:
         host = f"[{addr}]" if ":" in addr else addr
         out.append(f"listen {host}:{s.http_port}{flag};")
-        out.append(f"listen {host}:{s.https_port} ssl{flag};")
+        out.append(f"listen {host}:{s.https_port} ssl http2{flag};")
     return out
 
 

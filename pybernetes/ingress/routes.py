@@ -46,6 +46,7 @@ class VirtualHost:
     host: str                                   # "" for rules without a host
     routes: list[Route] = field(default_factory=list)
     tls: tuple[str, str] | None = None          # (namespace, secret name)
+    tls_source: str = ""                        # the Ingress that named it
 
     def match(self, path: str) -> Route | None:
         """The route for a request path: longest path, Exact before Prefix."""
@@ -62,7 +63,7 @@ class VirtualHost:
 class RouteTable:
     hosts: dict[str, VirtualHost] = field(default_factory=dict)
     default_backend: Backend | None = None
-    problems: list[str] = field(default_factory=list)  # what was skipped, and why
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (Ingress, what and why)
 
     def virtual_host(self, host: str) -> VirtualHost | None:
         """The virtual host a Host header (port stripped, any case) selects."""
@@ -157,16 +158,17 @@ def _add_ingress(table: RouteTable, ing: dict) -> None:
             kind = EXACT if p.get("pathType") == EXACT else PREFIX
             raw = p.get("path") or "/"
             if not raw.startswith("/"):
-                table.problems.append(f"{source}: path {raw!r} is not absolute; skipped")
+                table.problems.append((source, f"path {raw!r} is not absolute; skipped"))
                 continue
             backend = backend_of(ing, p.get("backend"))
             if backend is None:
-                table.problems.append(f"{source}: path {raw!r} has no Service backend; skipped")
+                table.problems.append((source, f"path {raw!r} has no Service backend; "
+                                                       "skipped"))
                 continue
             route = Route(normalize(raw, kind), kind, backend, source)
             if any(r.path == route.path and r.kind == kind for r in vhost.routes):
-                table.problems.append(f"{source}: {host or '*'} {kind} {raw} is already "
-                                      f"routed by an older Ingress; skipped")
+                table.problems.append((source, f"{host or '*'} {kind} {raw} is already "
+                                               f"routed by an older Ingress; skipped"))
                 continue
             vhost.routes.append(route)
 
@@ -185,3 +187,4 @@ def _assign_tls(table: RouteTable, ingresses: list[dict]) -> None:
             for host, vhost in table.hosts.items():
                 if vhost.tls is None and host and any(host_matches(p, host) for p in patterns):
                     vhost.tls = (md.get("namespace") or "default", secret)
+                    vhost.tls_source = f"{md.get('namespace', '')}/{md.get('name', '')}"

@@ -354,3 +354,20 @@ spec:
                        "jsonpath={.spec.ingressClassName}") == "other"
     finally:
         kubectl("annotate", "ingressclass", "other", "ingressclass.kubernetes.io/is-default-class-")
+
+
+def test_events_tell_what_happened(env):
+    """`kubectl describe ingress` shows the sync, and why a host got the default cert."""
+    _, kubectl = env
+    kubectl("create", "ingress", "missing-tls",
+            "--rule=missing.example.com/*=alpha:80,tls=no-such-secret")
+
+    def events(name: str) -> str:
+        return kubectl("get", "events", "--field-selector", f"involvedObject.name={name}")
+    text = wait_for("a Warning about the Secret", lambda: "InvalidConfiguration" in
+                    events("missing-tls") and events("missing-tls"), timeout=60)
+    assert "TLS Secret default/no-such-secret not found" in text
+    assert "Scheduled for sync" in events("two-hosts")
+    from cryptography import x509
+    cert = x509.load_der_x509_certificate(peer_cert("missing.example.com"))
+    assert "Fake Certificate" in cert.subject.rfc4514_string()
