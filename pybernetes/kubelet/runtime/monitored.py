@@ -39,6 +39,7 @@ from pybernetes.kubelet.runtime.base import (
 
 MONITOR_START_TIMEOUT = 60.0
 POLL = 0.05
+ALIVE_RECHECK = 2.0
 
 
 def new_id() -> str:
@@ -77,24 +78,19 @@ def container_config_from(data: dict) -> ContainerConfig:
 
 
 def pid_alive(pid: int, start_time: int = 0) -> bool:
-    """Alive and (when start_time is known) still the same process, not a reused pid."""
+    """Alive (not a zombie) and, when start_time is known, still the same process, not
+    a reused pid. One read of /proc/<pid>/stat."""
     if pid <= 0:
         return False
-    now = monitor_mod.proc_start_time(pid)
-    if not now:
-        return False
-    if _is_zombie(pid):
-        return False
-    return not start_time or now == start_time
-
-
-def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
-        return True
-    return data[data.rindex(b")") + 2:][:1] == b"Z"
+        return False
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] == b"Z":
+        return False
+    return not start_time or int(fields[19]) == start_time
 
 
 class MonitoredRuntime(Runtime):
@@ -114,6 +110,8 @@ class MonitoredRuntime(Runtime):
         self._containers: dict[str, dict] = {}            # id -> container.json
         self._monitors: dict[str, dict] = {}              # id -> monitor.json (never changes)
         self._exits: dict[str, dict] = {}                 # id -> exit record (final)
+        self._alive_at: dict[str, float] = {}             # id -> when /proc said it runs
+        self._cdirs: dict[str, Path] = {}
         self._load_index()
 
     def _load_index(self) -> None:
@@ -159,7 +157,10 @@ class MonitoredRuntime(Runtime):
         return self.sandboxes_dir / _safe_id(sid)
 
     def _cdir(self, cid: str) -> Path:
-        return self.containers_dir / _safe_id(cid)
+        path = self._cdirs.get(cid)
+        if path is None:
+            path = self._cdirs[cid] = self.containers_dir / _safe_id(cid)
+        return path
 
     def _load_sandbox(self, sid: str) -> dict:
         """The indexed record (KeyError when unknown); change it only through _save."""
@@ -179,7 +180,8 @@ class MonitoredRuntime(Runtime):
         self._containers[rec["id"]] = rec
 
     def _forget_container(self, cid: str) -> None:
-        for index in (self._containers, self._monitors, self._exits):
+        for index in (self._containers, self._monitors, self._exits, self._alive_at,
+                      self._cdirs):
             index.pop(cid, None)
 
     # ----- sandboxes ---------------------------------------------------------------
@@ -398,8 +400,7 @@ class MonitoredRuntime(Runtime):
                 return "created", {}
             starting = time.time() - rec["started_at"] < MONITOR_START_TIMEOUT
             return "running" if starting else "unknown", {}
-        if pid_alive(mon["pid"], mon.get("pid_start_time", 0)) \
-                or pid_alive(mon["monitor_pid"], mon.get("monitor_start_time", 0)):
+        if self._alive(cid, mon):
             return "running", mon
         exit_rec = self._collect_exit(rec)   # it may have exited just now
         if exit_rec is None:
@@ -407,6 +408,19 @@ class MonitoredRuntime(Runtime):
                         "message": "the container's monitor died; exit status lost"}
         self._exits[cid] = exit_rec
         return "exited", exit_rec
+
+    def _alive(self, cid: str, mon: dict) -> bool:
+        """The process or its monitor runs. A monitor records the exit before it goes,
+        so a death without a record is rare (a kill -9): /proc is asked at most once
+        per ALIVE_RECHECK seconds per container, and a listing costs no /proc reads."""
+        now = time.monotonic()
+        if now - self._alive_at.get(cid, -ALIVE_RECHECK) < ALIVE_RECHECK:
+            return True
+        if pid_alive(mon["pid"], mon.get("pid_start_time", 0)) \
+                or pid_alive(mon["monitor_pid"], mon.get("monitor_start_time", 0)):
+            self._alive_at[cid] = now
+            return True
+        return False
 
     def _monitor_record(self, rec: dict) -> dict | None:
         mon = self._monitors.get(rec["id"])
