@@ -199,6 +199,21 @@ class IngressController:
             out[vhost.tls] = path
         return out, problems
 
+    def _forget_certs(self, used: set[str]) -> None:
+        """Remove key files no config names any more (a replaced or deleted Secret)."""
+        cert_dir = os.path.join(self.opts.state_dir, "certs")
+        try:
+            names = os.listdir(cert_dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = os.path.join(cert_dir, name)
+            if path not in used:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
     def _report(self, problems: list[tuple[str, str]], owned: list[dict]) -> None:
         """Log each problem once and tell its Ingress (a Warning Event, as kubectl
         describe shows); announce newly synced Ingress generations (Normal Sync)."""
@@ -230,6 +245,7 @@ class IngressController:
             self._config = text
             log.info("ingress: nginx configured: %d Ingresses, %d hosts, %d backends",
                      len(owned), len(table.hosts), len(table.backends()))
+        self._forget_certs(set(pems.values()))
         self._report(problems + cert_problems, owned)
         self.syncs += 1
         await self.update_status(owned)

@@ -155,6 +155,10 @@ spec:
       paths:
       - {path: /, pathType: Prefix, backend: {service: {name: alpha, port: {number: 80}}}}
       - {path: /api, pathType: Prefix, backend: {service: {name: beta, port: {name: web}}}}
+  - host: "*.wild.example.com"
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: gamma, port: {number: 80}}}}
   - host: beta.example.com
     http:
       paths:
@@ -179,13 +183,16 @@ def test_default_class_and_two_hosts_two_paths(env):
     assert routed("beta.example.com", "/only/") == 404            # Exact
     assert routed("beta.example.com", "/none/x") == 503           # no endpoints
     assert routed("unknown.example.com", "/") == 404
+    assert routed("a.wild.example.com", "/x") == "gamma"         # one label: the wildcard
+    assert routed("a.b.wild.example.com", "/x") == 404            # two labels: no match
     # kubectl's columns, with this machine's address in ADDRESS
     from pybernetes.kubelet.machine import primary_ip
     wait_for("status address", lambda: primary_ip() in kubectl("get", "ingress", "two-hosts"),
              timeout=30)
     header, row = kubectl("get", "ingress", "two-hosts").splitlines()
     assert header.split() == ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
-    assert row.split()[:5] == ["two-hosts", "pybernetes", "alpha.example.com,beta.example.com",
+    assert row.split()[:5] == ["two-hosts", "pybernetes",
+                               "alpha.example.com,*.wild.example.com,beta.example.com",
                                primary_ip(), "80"]
 
 
