@@ -163,9 +163,10 @@ def nslookup(kc: Kubectl, name: str, *opts: str, ns: str = "default") -> str:
     """busybox nslookup's output once it has an answer (the first query may race the
     proxy's rules for a fresh Service)."""
     def attempt() -> str:
-        p = in_pod(kc, "nslookup", *opts, name, ns=ns, check=False)
-        return p.stdout if p.returncode == 0 and "Address" in p.stdout.split("Name:", 1)[-1] \
-            or "service =" in p.stdout else ""
+        # busybox exits 1 when any search-path candidate was NXDOMAIN: read the output
+        out = in_pod(kc, "nslookup", *opts, name, ns=ns, check=False).stdout
+        found = "Name:" in out and "Address" in out.split("Name:", 1)[1]
+        return out if found or "service =" in out else ""
     return wait_for(f"nslookup {' '.join(opts)} {name}", attempt, 60)
 
 
