@@ -12,9 +12,13 @@ the kernel's NAT, but it does the same job:
   per client address with `sessionAffinity: ClientIP` until its timeout runs out.
 - A port of a Service without endpoints has no listener at all, so the kernel refuses
   a connection at once (TCP RST, ICMP port unreachable for UDP) instead of a timeout.
-- Traffic policy Local with no endpoint on this node is closed (nothing to send to).
 - TCP is spliced both ways with half-close; UDP keeps one upstream socket per client
   address, dropped after UDP_IDLE seconds without traffic.
+
+What it cannot do that the kernel's NAT can: a port a host process already listens on
+for every address (0.0.0.0:80, say) cannot be bound again for a VIP, so that Service
+port is skipped with a warning; clients' source addresses are not kept (endpoints see
+the node's); traffic policy Local with no endpoint here is reset rather than dropped.
 
 `run_userspace(source, options)` is what `pybernetes proxy` calls: `source` is a
 ServiceWatcher (its sync callback is replaced) or an APIClient; `options` is any object
@@ -386,8 +390,9 @@ class UserspaceProxier:
         except OSError as e:
             if self.unbindable.get(bind) != e.strerror:
                 level = logging.DEBUG if e.errno == errno.EADDRNOTAVAIL else logging.WARNING
-                log.log(level, "userspace proxy: %s: cannot listen on %s %s:%d: %s",
-                        route.sp.key, bind.protocol, bind.ip, bind.port, e.strerror)
+                hint = " (a host process holds this port)" if e.errno == errno.EADDRINUSE else ""
+                log.log(level, "userspace proxy: %s: cannot listen on %s %s:%d: %s%s",
+                        route.sp.key, bind.protocol, bind.ip, bind.port, e.strerror, hint)
             self.unbindable[bind] = e.strerror or str(e)
             return
         self.unbindable.pop(bind, None)

@@ -9,7 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections import Counter
 from typing import AsyncIterator, Iterator
 
@@ -280,3 +284,73 @@ async def wait_refused(port: int, tries: int = 100) -> None:
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"node port {port} still answers")
+
+
+# -- `pybernetes proxy --proxy-mode userspace` as root: cluster IPs on lo ------------------
+
+SERVICE_CIDR = f"10.{230 + os.getpid() % 20}.0.0/16"   # clear of the e2e modules' ranges
+
+
+def local_route() -> str:
+    return subprocess.run(["ip", "route", "show", "table", "local", "exact", SERVICE_CIDR],
+                          capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.kubectl
+@pytest.mark.skipif(os.geteuid() != 0, reason="routing the service CIDR to lo needs root")
+async def test_the_command_serves_cluster_ips_as_root(tmp_path, backends) -> None:
+    """The real command in userspace mode: it routes its service CIDR to lo, so the
+    Service's own cluster IP answers; a Service without endpoints is refused; SIGTERM
+    removes the route."""
+    assert not local_route(), f"{SERVICE_CIDR} is already routed here"
+    c = start_cluster(tmp_path / "cluster", extra=["--service-cidr", SERVICE_CIDR])
+    proxy = None
+    try:
+        kc = Kubectl(kubectl_binary("1.33") or kubectl_binary() or "kubectl", c.kubeconfig)
+        # a port no host process holds on 0.0.0.0 (a wildcard listener there would own
+        # the VIP's port too: the userspace proxy could not bind it)
+        port = wildcard_free_port()
+        kc("create", "service", "clusterip", "web", f"--tcp={port}:80")
+        kc("create", "service", "clusterip", "nobody", f"--tcp={port}:80")
+        kc("apply", "-f", "-", input=json.dumps(slice_for("web", BACKENDS, backends.port,
+                                                          f"{port}-80")))
+        vip = svc_ip(kc, "web")
+        proxy = subprocess.Popen(
+            [sys.executable, "-m", "pybernetes.cli.main", "proxy", "--proxy-mode", "userspace",
+             "--kubeconfig", c.kubeconfig, "--hostname-override", "node-a",
+             "--service-cluster-ip-range", SERVICE_CIDR, "--min-sync-period", "100ms"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(150):
+            try:
+                if {await ask(vip, port) for _ in range(6)} == set(BACKENDS):
+                    break
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        assert {await ask(vip, port) for _ in range(6)} == set(BACKENDS)
+        assert local_route().startswith(f"local {SERVICE_CIDR} dev lo")
+        with pytest.raises(ConnectionRefusedError):
+            await ask(svc_ip(kc, "nobody"), port)
+        proxy.send_signal(signal.SIGTERM)
+        out, _ = proxy.communicate(timeout=30)
+        assert "userspace proxy: slower" in out
+        assert proxy.returncode == 0, out
+        assert not local_route()
+    finally:
+        if proxy is not None and proxy.poll() is None:
+            proxy.kill()
+            proxy.wait(10)
+        c.stop()
+        if local_route():   # only if the proxy died without its cleanup
+            subprocess.run(["ip", "route", "del", "local", SERVICE_CIDR, "dev", "lo", "table",
+                            "local"], capture_output=True)
+
+
+def svc_ip(kc: Kubectl, name: str) -> str:
+    return json.loads(kc("get", "svc", name, "-o", "json"))["spec"]["clusterIP"]
+
+
+def wildcard_free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
