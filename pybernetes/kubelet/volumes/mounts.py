@@ -27,9 +27,9 @@ def mounts_under(root: str) -> list[str]:
     root = os.path.realpath(root)
     out = []
     # mountinfo has a line per mount on the machine (thousands on a busy node): only
-    # lines that name root at all are split (an escaped name still holds its first
-    # path component unescaped, so the cheap test cannot miss one)
-    probe = root.rstrip("/").split("/")[1] if root.strip("/") else ""
+    # lines that contain root are split. mountinfo escapes space, tab, newline and
+    # backslash; a root with none of them is spelled there as it is here.
+    probe = root if not any(c in root for c in " \t\n\\") else ""
     try:
         with open("/proc/self/mountinfo", encoding="utf-8") as f:
             for line in f:
