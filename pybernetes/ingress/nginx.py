@@ -88,14 +88,20 @@ class Nginx:
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF[1])
 
-    async def stop(self, grace: float = 10.0) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """SIGQUIT (finish open requests), after `grace` SIGTERM (close them: an open
+        WebSocket would otherwise hold the stop), then SIGKILL master and workers."""
         self._stopping = True
         proc = self.proc
         if proc is not None and proc.returncode is None:
-            proc.send_signal(signal.SIGQUIT)      # graceful: finish open requests
-            try:
-                await asyncio.wait_for(proc.wait(), grace)
-            except asyncio.TimeoutError:
+            for sig, wait in ((signal.SIGQUIT, grace), (signal.SIGTERM, 3.0)):
+                proc.send_signal(sig)
+                try:
+                    await asyncio.wait_for(proc.wait(), wait)
+                    break
+                except asyncio.TimeoutError:
+                    continue
+            else:
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)   # the master and its workers
                 except ProcessLookupError:

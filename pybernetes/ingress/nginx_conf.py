@@ -156,6 +156,8 @@ def render(table: RouteTable, endpoints: dict[str, list[Address]],
         "daemon off;",
         f"pid {quote(s.pid_file)};",
         "error_log stderr warn;",
+        # after a reload, old workers holding WebSockets or slow requests get this long
+        "worker_shutdown_timeout 30s;",
     ] + ([f"user {s.user};"] if s.user else []) + [
         "events { worker_connections 4096; }",
         "http {",
