@@ -2,6 +2,7 @@
 containers over a busybox image layer. Needs root and runc (CI installs runc)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -310,6 +311,40 @@ async def test_kubelet_restart_finds_running_containers(node, layer):
     st = await wait_state(rt2, cid, "exited")
     assert (st.exit_code, st.reason) == (7, "Error")
     assert [t for _, _, t in log_entries(st.log_path)] == [b"started", b"stopping"]
+
+
+async def test_kubelet_stopped_half_way_through_a_start(node, layer):
+    """A kubelet stopped after `runc start` but before it recorded the start: the next
+    one adopts the running container. Stopped before `runc start`: the container left
+    created is killed and reported as a failed start (the kubelet makes a new one)."""
+    rt, root, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("interrupted", logs))
+    cid = await rt.create_container(sid, container_config("runs", "sleep 60"), [layer])
+    await rt.start_container(cid)
+    before = await wait_state(rt, cid, "running")
+    (root / "runc" / "containers" / cid / "monitor.json").unlink()   # never written
+    st = await RuncRuntime(str(root)).container_status(cid)
+    assert (st.state, st.pid) == ("running", before.pid)
+
+    cid = await rt.create_container(sid, container_config("created", "sleep 60"), [layer])
+    runc = rt._runc
+
+    async def stopped_at_start(*args, **kw):   # the kubelet goes away right here
+        if args[0] == "start":
+            raise asyncio.CancelledError
+        return await runc(*args, **kw)
+    rt._runc = stopped_at_start
+    with pytest.raises(asyncio.CancelledError):
+        await rt.start_container(cid)
+    pid = int((root / "runc" / "containers" / cid / "pid").read_text())
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "runc:[2:INIT]"
+    st = await RuncRuntime(str(root)).container_status(cid)
+    assert (st.state, st.reason) == ("exited", "StartError")
+    for _ in range(100):
+        if not pid_running(pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not pid_running(pid)
 
 
 async def test_remove_leaves_nothing_behind(node, layer):

@@ -111,6 +111,7 @@ class MonitoredRuntime(Runtime):
         self._monitors: dict[str, dict] = {}              # id -> monitor.json (never changes)
         self._exits: dict[str, dict] = {}                 # id -> exit record (final)
         self._alive_at: dict[str, float] = {}             # id -> when /proc said it runs
+        self._starting: set[str] = set()                  # starts under way in this process
         self._cdirs: dict[str, Path] = {}
         self._load_index()
 
@@ -299,12 +300,15 @@ class MonitoredRuntime(Runtime):
         cdir = self._cdir(container_id)
         rec["started_at"] = time.time()   # "start was attempted": never started twice
         self._save_container(rec)
+        self._starting.add(container_id)
         try:
             mon = await self._start_monitor(rec)
         except ContainerRuntimeError as e:
             write_json(cdir / "exit.json", {"exit_code": 128, "finished_at": time.time(),
                                             "reason": "StartError", "message": str(e)})
             raise
+        finally:
+            self._starting.discard(container_id)
         write_json(cdir / "monitor.json", mon)
         self._monitors[container_id] = mon
         rec["started_at"] = mon["started_at"]
@@ -398,8 +402,9 @@ class MonitoredRuntime(Runtime):
         if mon is None:
             if not rec.get("started_at"):
                 return "created", {}
-            starting = time.time() - rec["started_at"] < MONITOR_START_TIMEOUT
-            return "running" if starting else "unknown", {}
+            if cid in self._starting:
+                return "running", {}
+            return self._interrupted_start(rec)
         if self._alive(cid, mon):
             return "running", mon
         exit_rec = self._collect_exit(rec)   # it may have exited just now
@@ -421,6 +426,13 @@ class MonitoredRuntime(Runtime):
             self._alive_at[cid] = now
             return True
         return False
+
+    def _interrupted_start(self, rec: dict) -> tuple[str, dict]:
+        """A start an earlier kubelet began and did not see through (it was stopped
+        half-way). The Python monitor records its start itself: give it time."""
+        if time.time() - rec["started_at"] < MONITOR_START_TIMEOUT:
+            return "running", {}
+        return "unknown", {}
 
     def _monitor_record(self, rec: dict) -> dict | None:
         mon = self._monitors.get(rec["id"])

@@ -43,11 +43,12 @@ from pybernetes.kubelet.runtime.base import (
 )
 from pybernetes.kubelet.runtime.monitor import proc_start_time
 from pybernetes.kubelet.runtime.monitored import (
-    MONITOR_START_TIMEOUT, MonitoredRuntime, run_with_timeout, sandbox_config_from,
-    write_json,
+    MONITOR_START_TIMEOUT, MonitoredRuntime, pid_alive, run_with_timeout,
+    sandbox_config_from, write_json,
 )
 
 CGROUP_ROOT = "pybernetes"
+RUNC_INIT_COMM = "runc:[2:INIT]"   # a created container's process, before `runc start`
 SHM_SIZE = 64 * 1024 * 1024
 OVERLAY_OPTS_MAX = 4000      # mount(2) data is one page
 
@@ -584,6 +585,32 @@ class RuncRuntime(MonitoredRuntime):
         path.unlink(missing_ok=True)
         return exit_rec
 
+    def _interrupted_start(self, rec: dict) -> tuple[str, dict]:
+        """The kubelet stopped between launching conmon and recording the start. A
+        container that runs (past `runc start`) under a live conmon is adopted; anything
+        else is a failed start: a container left created (or running without conmon)
+        is killed, and the kubelet starts a new one."""
+        cid, cdir = rec["id"], self._cdir(rec["id"])
+        conmon_pid, pid = _read_pid(cdir / "conmon.pid"), _read_pid(cdir / "pid")
+        ours = pid > 0 and _in_cgroup_of(pid, cid) and pid_alive(pid)
+        if ours and pid_alive(conmon_pid) and _comm(pid) != RUNC_INIT_COMM:
+            mon = {"monitor": "conmon", "monitor_pid": conmon_pid,
+                   "monitor_start_time": proc_start_time(conmon_pid), "pid": pid,
+                   "pid_start_time": proc_start_time(pid), "started_at": rec["started_at"]}
+            write_json(cdir / "monitor.json", mon)
+            self._monitors[cid] = mon
+            return "running", mon
+        if ours:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        exit_rec = {"exit_code": 128, "finished_at": time.time(), "reason": "StartError",
+                    "message": "the kubelet stopped while starting the container"}
+        write_json(cdir / "exit.json", exit_rec)
+        self._exits[cid] = exit_rec
+        return "exited", exit_rec
+
     def _oom_counted(self, rec: dict) -> bool:
         """The memory cgroup's oom_kill counter (v1 memory.oom_control, v2 memory.events):
         conmon's own OOM event can lose the race with the exit."""
@@ -731,6 +758,24 @@ def last_runc_error(path: str) -> str:
     except OSError:
         pass
     return msg
+
+
+def _in_cgroup_of(pid: int, cid: str) -> bool:
+    """The process is in the container's cgroup (its path ends in the container id):
+    a pid from a file is not some other process that reused it."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return cid in f.read()
+    except OSError:
+        return False
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _read_pid(path: Path) -> int:
