@@ -182,8 +182,8 @@ def test_kubelet_restart_keeps_running_containers(env: dict) -> None:
                               "monitor.json")))["pid"]
     kubelet.stop()
     kubelet.start()
-    wait_for("the restarted kubelet to log in", lambda: kubelet.log().count(
-        "kubelet: node") >= 2, 30)
+    wait_for("the restarted kubelet to log in", lambda: kubelet.log_path.read_text().count(
+        "kubelet: node") >= 2, 30)   # the whole log: its tail may hold only newer lines
     time.sleep(2)  # a relist and a sync of every pod have happened by now
     after = pod_json(kc, "web")
     st = container_state(after)
@@ -223,9 +223,49 @@ def test_process_runtime_runs_host_processes(env: dict) -> None:
     kc("delete", "node", node)
 
 
+def test_seccomp_profiles(env: dict) -> None:
+    """securityContext.seccompProfile: RuntimeDefault (here the pod's) refuses new
+    namespaces and mounts; a privileged, Unconfined container may do both; a Localhost
+    profile comes from the kubelet's <root-dir>/seccomp."""
+    kc = env["kubectl"]
+    profiles = Path(env["tmp"], "kubelet", "seccomp")
+    profiles.mkdir(exist_ok=True)
+    (profiles / "no-mkdir.json").write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    tries = ("unshare -U true && echo userns-ok || echo userns-denied; "
+             "mount -t tmpfs none /tmp && echo mount-ok || echo mount-denied")
+    default = {"seccompProfile": {"type": "RuntimeDefault"}}
+    apply(kc, pod("sec-default", env["image"], ["sh", "-c", tries], restartPolicy="Never",
+                  securityContext=default))
+    apply(kc, pod("sec-privileged", env["image"], ["sh", "-c", tries], restartPolicy="Never",
+                  securityContext=default, container={"securityContext": {
+                      "privileged": True, "seccompProfile": {"type": "Unconfined"}}}))
+    apply(kc, pod("sec-local", env["image"], ["sh", "-c", "mkdir /tmp/d || echo mkdir-denied"],
+                  restartPolicy="Never", securityContext={"seccompProfile": {
+                      "type": "Localhost", "localhostProfile": "no-mkdir.json"}}))
+    for name in ("sec-default", "sec-privileged", "sec-local"):
+        remember(env, wait_for(f"{name} Succeeded", lambda: (lambda q: q if (
+            q.get("status") or {}).get("phase") == "Succeeded" else None)(
+                pod_json(kc, name)), 40))
+    assert logged(env, "sec-default") == ["userns-denied", "mount-denied"]
+    assert logged(env, "sec-privileged") == ["userns-ok", "mount-ok"]
+    assert logged(env, "sec-local") == ["mkdir-denied"]
+
+
+def logged(env: dict, name: str) -> list[str]:
+    """What the pod's container wrote to stdout (its CRI log file: this node's kubelet
+    serves no logs API)."""
+    uid = pod_json(env["kubectl"], name)["metadata"]["uid"]
+    log = Path(env["tmp"], "kubelet", "logs", "pods", f"default_{name}_{uid}", "c", "0.log")
+    return [line.split(" ", 3)[3] for line in log.read_text().splitlines()
+            if line.split(" ", 3)[1] == "stdout"]
+
+
 def test_teardown_leaves_nothing_behind(env: dict) -> None:
     kc = env["kubectl"]
-    for name in ("web", "badimage", "hog", "envpod", "probed"):
+    for name in ("web", "badimage", "hog", "envpod", "probed", "sec-default",
+                 "sec-privileged", "sec-local"):
         remember(env, pod_json(kc, name))
     kc("delete", "pods", "--all", "--wait=true", timeout=60)
     root = Path(env["tmp"], "kubelet")
