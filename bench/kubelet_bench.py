@@ -45,7 +45,8 @@ from typing import Any
 
 from .apiserver_bench import Profiler, git_commit, machine_info
 from .cluster_bench import Api, rss_kib
-from .procs import Server, machine_share, machine_ticks, start_server, stop_process
+from .procs import (CLOCK_TICKS, Server, cpu_seconds, machine_share, machine_ticks,
+                    start_server, stop_process)
 from .report import write_between_markers
 
 RESULTS = Path(__file__).parent / "results"
@@ -87,8 +88,11 @@ def missing() -> str:
 
 def start_kubelet(server: Server, root: Path) -> subprocess.Popen:
     out = open(root.parent / "kubelet.log", "ab")
+    entry = ["-m", "pybernetes.cli.main"]
+    if os.environ.get("KUBELET_BENCH_ENTRY"):   # e.g. a script that wraps the kubelet
+        entry = [os.environ["KUBELET_BENCH_ENTRY"]]
     return subprocess.Popen(
-        [sys.executable, "-m", "pybernetes.cli.main", "kubelet", "--kubeconfig",
+        [sys.executable, *entry, "kubelet", "--kubeconfig",
          str(server.data_dir / "admin.kubeconfig"), "--runtime", "runc", "--node-name", NODE,
          "--root-dir", str(root), "--cni-bridge", BRIDGE,
          "--pod-cidr", f"10.{SUBNET}.250.0/24", "--log-level", "warning"],
@@ -111,6 +115,26 @@ def monitors_rss_kib(root: Path) -> tuple[int, int]:
             n += 1
             total += rss_kib(int(d))
     return n, total
+
+
+def kubelet_cpu(pid: int) -> tuple[float, float]:
+    """(own, exec'd tools) CPU seconds of the kubelet: utime+stime of its threads, and
+    cutime+cstime of the children it waited for (CNI plugins, runc, unshare, iptables;
+    not conmon, which daemonizes, nor the containers)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return cpu_seconds(pid), (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+
+
+def cpu_used(before: dict, after: dict, pods: int) -> dict:
+    """CPU seconds per pod spent by each process between two samples: steadier than
+    the latency on a shared machine (other work slows us but does not add to these)."""
+    return {k: round((after[k] - before[k]) / max(pods, 1), 3) for k in before}
+
+
+def cpu_sample(kubelet_pid: int, apiserver_pid: int) -> dict:
+    own, tools = kubelet_cpu(kubelet_pid)
+    return {"kubelet": own, "kubelet_tools": tools, "apiserver": cpu_seconds(apiserver_pid)}
 
 
 def memory(kubelet_pid: int, root: Path) -> dict:
@@ -173,7 +197,7 @@ async def warm_up(api: Api, image: str) -> float:
 
 
 async def startup(api: Api, image: str, count: int, pods_per_s: float, kubelet_pid: int,
-                  root: Path) -> dict:
+                  root: Path, apiserver_pid: int) -> dict:
     created: dict[str, float] = {}
     running: dict[str, float] = {}
     rss: dict[str, dict] = {}
@@ -197,6 +221,7 @@ async def startup(api: Api, image: str, count: int, pods_per_s: float, kubelet_p
             created[name] = time.monotonic()
             await api.request("POST", "/api/v1/namespaces/default/pods", bench_pod(name, image))
     t0, ticks = time.monotonic(), machine_ticks()
+    cpu0 = cpu_sample(kubelet_pid, apiserver_pid)
     tasks = []
     for i in range(count):
         if pods_per_s > 0:
@@ -205,11 +230,12 @@ async def startup(api: Api, image: str, count: int, pods_per_s: float, kubelet_p
     await asyncio.gather(*tasks)
     outcome = await watcher
     wall = time.monotonic() - t0
+    cpu = cpu_used(cpu0, cpu_sample(kubelet_pid, apiserver_pid), len(running))
     lat = sorted(running[n] - created[n] for n in running)
     return {"pods": count, "rate_per_s": pods_per_s, "outcome": outcome,
             "running": len(running), "wall_s": round(wall, 2),
             "machine_cpu_pct": machine_share(ticks, machine_ticks()),
-            "p50_s": quantile(lat, 0.5), "p90_s": quantile(lat, 0.9),
+            "cpu_s_per_pod": cpu, "p50_s": quantile(lat, 0.5), "p90_s": quantile(lat, 0.9),
             "p99_s": quantile(lat, 0.99), "max_s": round(lat[-1], 3) if lat else None,
             "latencies_s": [round(running[n] - created[n], 3) for n in sorted(running)],
             "memory": rss}
@@ -240,9 +266,10 @@ async def scenarios(server: Server, kubelet_pid: int, root: Path, image: str,
             profiler = Profiler(kubelet_pid, Path(args.tmp) / "kubelet-profile.txt")
         for rate in args.rates:
             log(f"startup: {args.pods} pods at {rate or 'once'} pods/s")
-            run = await startup(api, image, args.pods, rate, kubelet_pid, root)
+            run = await startup(api, image, args.pods, rate, kubelet_pid, root,
+                                server.apiserver_pid())
             log(f"  p50 {run['p50_s']} s, p99 {run['p99_s']} s, all in {run['wall_s']} s; "
-                f"memory {run['memory']}")
+                f"CPU s/pod {run['cpu_s_per_pod']}; memory {run['memory']}")
             run["delete_s"] = await delete_all(api)
             result["startup"].append(run)
         if profiler is not None:
@@ -355,14 +382,18 @@ def table(r: dict) -> str:
              f"{' (dirty tree)' if r['git']['dirty'] else ''} on {m['cpus']} CPUs "
              f"({m['cpu']}), {m['mem_gib']} GiB; one node, busybox image cached.", "",
              "| pods created | p50 | p90 | p99 | max | all running after | machine CPU busy "
-             "(steal) |", "|---|---|---|---|---|---|---|"]
+             "(steal) | CPU s per pod: kubelet + its tools / API server |",
+             "|---|---|---|---|---|---|---|---|"]
     for run in r.get("startup") or []:
         how = f"{run['pods']} at {run['rate_per_s']}/s" if run["rate_per_s"] \
             else f"{run['pods']} at once"
         cpu = run["machine_cpu_pct"]
+        per_pod = run.get("cpu_s_per_pod")
+        own = (f"{per_pod['kubelet']} + {per_pod['kubelet_tools']} / {per_pod['apiserver']}"
+               if per_pod else "-")
         lines.append(f"| {how} | {run['p50_s']} s | {run['p90_s']} s | {run['p99_s']} s | "
                      f"{run['max_s']} s | {run['wall_s']} s | {cpu['busy']}% "
-                     f"({cpu['steal']}%) |")
+                     f"({cpu['steal']}%) | {own} |")
     lines += ["", "| kubelet memory | kubelet VmRSS | monitors | monitors' VmRSS, summed |",
               "|---|---|---|---|"]
     for label, mem in memory_rows(r):

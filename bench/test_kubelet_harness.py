@@ -2,7 +2,7 @@
 `.venv/bin/python -m pytest bench/test_kubelet_harness.py -q` (not in the default suite)."""
 from __future__ import annotations
 
-from bench.kubelet_bench import all_running, judge, memory_rows, quantile, table
+from bench.kubelet_bench import all_running, cpu_used, judge, memory_rows, quantile, table
 
 
 def test_quantiles_are_nearest_rank() -> None:
@@ -26,7 +26,8 @@ def result() -> dict:
     run = {"pods": 100, "rate_per_s": 2.0, "p50_s": 0.8, "p90_s": 1.5, "p99_s": 3.0,
            "max_s": 3.2, "wall_s": 55.0, "latencies_s": [0.8] * 100,
            "machine_cpu_pct": {"busy": 90.0, "idle": 9.0, "steal": 1.0},
-           "memory": {"100": mem(63.0, 100), "50": mem(61.0, 50)}}
+           "memory": {"100": mem(63.0, 100), "50": mem(61.0, 50)},
+           "cpu_s_per_pod": {"kubelet": 0.08, "kubelet_tools": 0.18, "apiserver": 0.07}}
     return {"date": "2026-12-01T00:00:00+00:00", "git": {"commit": "0123456789abc", "dirty": False},
             "machine": {"cpus": 2, "cpu": "x", "mem_gib": 24.0}, "startup": [run],
             "idle": mem(59.0, 0), "after_delete": mem(70.0, 0)}
@@ -43,6 +44,14 @@ def test_the_verdict_and_the_table() -> None:
     assert [label for label, _ in memory_rows(r)] == ["idle", "50 pods", "100 pods",
                                                       "all deleted"]
     text = table(r)
-    assert "| 100 at 2.0/s | 0.8 s | 1.5 s | 3.0 s | 3.2 s | 55.0 s | 90.0% (1.0%) |" in text
+    assert "| 100 at 2.0/s | 0.8 s | 1.5 s | 3.0 s | 3.2 s | 55.0 s | 90.0% (1.0%) | " \
+        "0.08 + 0.18 / 0.07 |" in text
     assert "| 50 pods | 61.0 MiB | 50 | 550.0 MiB |" in text
     assert "startup p99 (paced) 3.0 s vs < 1 s: missed (Kubernetes SLO 5 s: met)" in text
+
+
+def test_cpu_is_counted_per_pod() -> None:
+    before = {"kubelet": 10.0, "kubelet_tools": 2.0, "apiserver": 30.0}
+    after = {"kubelet": 18.0, "kubelet_tools": 20.0, "apiserver": 37.5}
+    assert cpu_used(before, after, 100) == {"kubelet": 0.08, "kubelet_tools": 0.18,
+                                            "apiserver": 0.075}
