@@ -261,8 +261,10 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
     ingress = Component("ingress", base + [
         "ingress", "--kubeconfig", kubeconfigs["ingress"], "--node-name", args.node_name,
         "--state-dir", os.path.join(data_dir, "ingress"), "--log-level", args.log_level], env)
+    # simulated pods have no network: a proxy would only program this host's nftables
+    skip = set(args.disable) | ({"proxy"} if args.kubelet_runtime == "fake" else set())
     chosen = [c for c in [apiserver, controller_manager, scheduler, kubelet, dns, proxy, ingress]
-              if c.name not in args.disable]
+              if c.name not in skip]
     for c in chosen:
         extra = getattr(args, PASSTHROUGH[c.name].replace("-", "_"))
         c.argv += [f"--{a.lstrip('-')}" for a in extra]
