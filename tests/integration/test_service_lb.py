@@ -101,3 +101,27 @@ def test_no_longer_a_load_balancer_loses_its_ingress(kc: Kubectl) -> None:
     name, type_, _, external, ports = row(kc, "my-service")[:5]
     assert (type_, external) == ("NodePort", "<none>")
     assert re.fullmatch(r"8080:3\d{4}/TCP", ports), ports
+
+
+def test_service_lb_can_be_turned_off(tmp_path) -> None:
+    """k3s' --disable servicelb: here the controller manager's --controllers."""
+    c = start_cluster(tmp_path / "no-lb", components=("controller-manager", "kubelet"),
+                      extra=["--node-name", "nolb", "--kubelet-runtime", "fake",
+                             "--kube-controller-manager-arg", "controllers=*,-service-lb"])
+    try:
+        kc = Kubectl(kubectl_binary("1.33") or kubectl_binary() or "kubectl", c.kubeconfig)
+        wait_for("a Ready node", lambda: " Ready " in kc("get", "nodes", "--no-headers"), 60)
+        kc("create", "service", "loadbalancer", "web", "--tcp=80:80")
+        kc("create", "deployment", "marker", "--image=registry.example/x:1")
+        # the deployment controller runs in the same process: once it acted, so
+        # would have service-lb
+        wait_for("the marker's ReplicaSet", lambda: kc("get", "rs", "-o", "name"), 30)
+        assert row(kc, "web")[3] == "<pending>"
+        assert "service-lb" not in _started(c)
+    finally:
+        c.stop()
+
+
+def _started(c: Cluster) -> str:
+    log = (c.data_dir / "logs" / "controller-manager.log").read_text()
+    return next(line for line in log.splitlines() if "controllers started" in line)
