@@ -32,12 +32,14 @@ _LEAF, _STRUCT, _MAP, _LIST_MAP, _LIST_SET, _LIST_ATOMIC, _DEDUCED = range(7)
 class Node:
     """A resolved schema position: its kind and how to reach children."""
 
-    __slots__ = ("kind", "schema", "keys")
+    __slots__ = ("kind", "schema", "keys", "_children", "_item")
 
     def __init__(self, schema: dict | None):
         self.schema = sch.resolve(schema) if schema else {}
         self.keys: tuple[str, ...] = ()
         self.kind = self._classify()
+        self._children: dict[str, Node] = {}
+        self._item: Node | None = None
 
     def _classify(self) -> int:
         s = self.schema
@@ -60,18 +62,26 @@ class Node:
         return _LEAF
 
     def field(self, name: str) -> "Node":
-        if self.kind == _STRUCT:
-            prop = self.schema["properties"].get(name)
-            return _node(prop) if prop is not None else DEDUCED
-        if self.kind == _MAP:
-            return _node(self.schema["additionalProperties"])
-        return DEDUCED
+        child = self._children.get(name)
+        if child is None:
+            if self.kind == _STRUCT:
+                prop = self.schema["properties"].get(name)
+                child = _node(prop) if prop is not None else DEDUCED
+            elif self.kind == _MAP:
+                child = _node(self.schema["additionalProperties"])
+            else:
+                child = DEDUCED
+            if self.kind != _DEDUCED:   # DEDUCED is shared by every unknown key
+                self._children[name] = child
+        return child
 
     def declared(self, name: str) -> bool:
         return self.kind == _STRUCT and name in self.schema["properties"]
 
     def item(self) -> "Node":
-        return _node(self.schema.get("items")) if self.schema else DEDUCED
+        if self._item is None:
+            self._item = _node(self.schema.get("items")) if self.schema else DEDUCED
+        return self._item
 
     def granular_map(self, value: Any) -> bool:
         return isinstance(value, dict) and self.kind in (_STRUCT, _MAP, _DEDUCED)
@@ -213,14 +223,19 @@ def _compare(old: Any, new: Any, node: Node, path: Path, out: Comparison) -> Non
             out.modified.add(path)
 
 
+_GRANULAR = {dict: (_STRUCT, _MAP, _DEDUCED), list: (_LIST_MAP, _LIST_SET)}
+
+
 def _granular(old: Any, new: Any, node: Node, kind: type) -> bool:
     """Both sides are of `kind` (or absent), at a granular position, and not both empty
     (an empty map or list on both sides compares as a leaf, as upstream's)."""
-    present = [v for v in (old, new) if v is not _MISSING]
-    if not present or not all(isinstance(v, kind) for v in present):
+    if node.kind not in _GRANULAR[kind]:
         return False
-    granular = node.granular_map(present[0]) if kind is dict else node.granular_list(present[0])
-    return granular and any(present)
+    if old is _MISSING:
+        return type(new) is kind and bool(new)
+    if new is _MISSING:
+        return type(old) is kind and bool(old)
+    return type(old) is kind and type(new) is kind and bool(old or new)
 
 
 def _presence(old: Any, new: Any, path: Path, out: Comparison) -> None:
@@ -347,3 +362,59 @@ def from_fields_v1(fields: Any, prefix: Path = ()) -> set[Path]:
         else:
             out.add(path)
     return out
+
+
+# ----- editing FieldsV1 in place (a write changes a few paths of big sets) -----------------
+def copy_fields_v1(fields: dict) -> dict:
+    return {pe: copy_fields_v1(child) for pe, child in fields.items()}
+
+
+def fields_v1_add(fields: dict, path: Path) -> None:
+    """Make `path` a member of the FieldsV1 tree (a private copy: it is edited in place)."""
+    branch, last = fields, len(path) - 1
+    for i, pe in enumerate(path):
+        child = branch.get(pe)
+        if child is None:
+            child = branch[pe] = {}
+        elif child == {} and i < last:
+            child["."] = {}   # a leaf member that now gets children stays a member
+        branch = child
+    if branch and "." not in branch:
+        branch["."] = {}
+
+
+def fields_v1_has(fields: dict, path: Path) -> bool:
+    branch = fields
+    for pe in path:
+        branch = branch.get(pe)
+        if branch is None:
+            return False
+    return branch == {} or "." in branch
+
+
+def fields_v1_remove(fields: dict, path: Path) -> bool:
+    """Drop `path`'s membership (members below it stay); True if it was a member."""
+    trail, branch = [], fields
+    for pe in path:
+        child = branch.get(pe)
+        if child is None:
+            return False
+        trail.append((branch, pe))
+        branch = child
+    if "." in branch:
+        del branch["."]
+        if branch:
+            return True   # still the parent of members
+    elif branch:
+        return False      # a parent of members, never a member itself
+    # nothing left at path: unlink it, and parents that only held it
+    for parent, pe in reversed(trail):
+        del parent[pe]
+        if parent is fields:
+            break
+        if list(parent) == ["."]:
+            parent.clear()    # only its own membership left: written as a leaf
+            break
+        if parent:
+            break
+    return True

@@ -97,27 +97,55 @@ def tracked_part(obj: dict, subresource: str) -> dict:
 # ----- update (create, update, non-apply patch) --------------------------------------------
 def record_update(old: dict | None, new: dict, manager: str, node: fp.Node,
                   subresource: str = "") -> None:
-    """Set new.metadata.managedFields for a write by `manager` (upstream's Update)."""
-    entries = decode((new.get("metadata") or {}).get("managedFields"))
+    """Set new.metadata.managedFields for a write by `manager` (upstream's Update).
+
+    Works on the FieldsV1 trees directly and copies only the entries it changes: a write
+    touches a few paths, and the entries may be shared with the stored object."""
+    md = new.setdefault("metadata", {})
+    entries = md.get("managedFields") if isinstance(md.get("managedFields"), list) else []
     before = tracked_part(old, subresource) if old is not None else {}
     cmp = fp.compare(before, tracked_part(new, subresource), node)
     if cmp.empty():
-        _store(new, entries)
         return
-    lost = cmp.modified | cmp.removed
-    key = (manager, "Update", subresource)
-    mine = next((e for e in entries if e.key == key), None)
-    for e in entries:
-        if e is not mine:
-            e.fields = e.fields - lost
-    owned = ((mine.fields if mine else frozenset()) - cmp.removed) | cmp.modified | cmp.added
-    if mine is None:
-        mine = Entry(manager, "Update", new.get("apiVersion", ""), "", frozenset(), subresource)
-        entries.append(mine)
-    if owned != mine.fields or not mine.time:
-        mine.fields, mine.time = frozenset(owned), now()
-    mine.api_version = new.get("apiVersion", mine.api_version)
-    _store(new, entries)
+    lost, key = cmp.modified | cmp.removed, (manager, "Update", subresource)
+    out, mine_at = [], -1
+    for raw in entries:
+        if not isinstance(raw, dict) or not isinstance(raw.get("fieldsV1"), dict):
+            continue
+        if (raw.get("manager"), raw.get("operation"), raw.get("subresource", "")) == key:
+            mine_at = len(out)
+        elif lost and any(fp.fields_v1_has(raw["fieldsV1"], p) for p in lost):
+            fields = fp.copy_fields_v1(raw["fieldsV1"])
+            for p in lost:
+                fp.fields_v1_remove(fields, p)
+            if not fields:
+                continue
+            raw = {**raw, "fieldsV1": fields}
+        out.append(raw)
+    mine = out[mine_at]["fieldsV1"] if mine_at >= 0 else {}
+    gained = [p for p in cmp.modified | cmp.added if not fp.fields_v1_has(mine, p)]
+    dropped = [p for p in cmp.removed if fp.fields_v1_has(mine, p)]
+    if gained or dropped or mine_at < 0:
+        fields = fp.copy_fields_v1(mine)
+        for p in dropped:
+            fp.fields_v1_remove(fields, p)
+        for p in gained:
+            fp.fields_v1_add(fields, p)
+        entry = {"manager": manager, "operation": "Update",
+                 "apiVersion": new.get("apiVersion", ""), "time": now(),
+                 "fieldsType": "FieldsV1", "fieldsV1": fields}
+        if subresource:
+            entry["subresource"] = subresource
+        if mine_at >= 0:
+            out[mine_at] = entry
+        elif fields:
+            out.append(entry)
+    if mine_at >= 0 and not out[mine_at]["fieldsV1"]:
+        del out[mine_at]
+    if out:
+        md["managedFields"] = out
+    else:
+        md.pop("managedFields", None)
 
 
 def _store(obj: dict, entries: list[Entry]) -> None:

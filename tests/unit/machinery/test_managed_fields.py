@@ -123,3 +123,29 @@ def test_manager_names_are_checked():
     with pytest.raises(errors.StatusError):
         mf.check_manager("x" * 129, apply_patch=False)
     assert mf.manager_from_user_agent("kubectl/v1.33.0 (linux/amd64)") == "kubectl"
+
+
+def test_fields_v1_edits_keep_membership_markers():
+    tree: dict = {}
+    fp.fields_v1_add(tree, ("f:data", "f:a"))
+    fp.fields_v1_add(tree, ("f:data",))
+    assert tree == {"f:data": {".": {}, "f:a": {}}}
+    assert fp.fields_v1_remove(tree, ("f:data", "f:a"))
+    assert tree == {"f:data": {}}                         # data alone, still a member
+    assert not fp.fields_v1_remove(tree, ("f:spec",))
+    fp.fields_v1_add(tree, ("f:spec", "f:template", "f:spec", "f:x"))
+    assert fp.fields_v1_remove(tree, ("f:spec", "f:template", "f:spec", "f:x"))
+    assert tree == {"f:data": {}}                         # empty parents go with it
+    assert not fp.fields_v1_has(tree, ("f:spec",))
+
+
+def test_a_status_write_leaves_spec_owners_alone():
+    pod = fp.root("io.k8s.api.core.v1.Pod")
+    old = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    mf.record_update(None, old, "kube-controller-manager", pod)
+    new = {**old, "status": {"phase": "Running", "podIP": "10.42.0.5"}}
+    mf.record_update(old, new, "kubelet", pod, "status")
+    entries = {(e["manager"], e.get("subresource", "")): e for e in new["metadata"]["managedFields"]}
+    assert entries[("kubelet", "status")]["fieldsV1"] == {"f:status": {"f:phase": {}, "f:podIP": {}}}
+    assert entries[("kube-controller-manager", "")] is old["metadata"]["managedFields"][0]
