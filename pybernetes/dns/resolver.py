@@ -28,6 +28,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from pybernetes.dns import wire
 from pybernetes.dns.forward import Forwarder, UpstreamError, question_end, servfail
 from pybernetes.dns.zone import (T_A, T_AAAA, T_CNAME, T_NS, T_PTR, T_SOA, T_SRV, T_TXT, Zone,
                                  reverse_ip)
@@ -39,17 +40,19 @@ DNS_VERSION_TTL = 28800     # CoreDNS's TTL for TXT dns-version.D
 MAX_CNAME_CHAIN = 10
 CACHE_ENTRIES = 20000
 REVERSE_ZONES = (dns.name.from_text("in-addr.arpa"), dns.name.from_text("ip6.arpa"))
+REVERSE_SUFFIXES = (".in-addr.arpa.", ".ip6.arpa.")
 ECHOED_FLAGS = 0x7910       # opcode, RD, CD: the bits of a query a reply repeats
 
 
 class Answer:
-    """The sections of a zone answer, before they become a message."""
+    """The sections of a zone answer, before they become a message: lists of
+    wire.Records (or dnspython RRsets, from upstream)."""
 
     def __init__(self, rcode: int = dns.rcode.NOERROR):
         self.rcode = rcode
-        self.answer: list[dns.rrset.RRset] = []
-        self.authority: list[dns.rrset.RRset] = []
-        self.additional: list[dns.rrset.RRset] = []
+        self.answer: list = []
+        self.authority: list = []
+        self.additional: list = []
         self.cacheable = True
 
 
@@ -78,6 +81,7 @@ class Resolver:
         self._cache: dict[tuple, bytes] = {}
         self._cache_generation = zone.generation
         self._zone_wire = zone.origin.to_wire().lower()
+        self.renderer = wire.Renderer()
 
     # -- wire level -------------------------------------------------------------------------
 
@@ -145,6 +149,29 @@ class Resolver:
             return servfail(query)
 
     async def _answer(self, query: bytes, tcp: bool) -> bytes:
+        q = wire.parse(query)
+        if q is None:
+            return await self._answer_message(query, tcp)
+        generation = self.zone.generation
+        ans = await self._resolve_synced(q.name, q.qtype, q.qclass, q.text)
+        flags = 0 if ans.rcode in (dns.rcode.REFUSED, dns.rcode.SERVFAIL) else wire.AA
+        limit = 65535 if tcp else max(512, q.payload)
+        out = self.renderer.render(query, q, ans.rcode, flags, ans.answer, ans.authority,
+                                   ans.additional, limit, OUR_UDP_PAYLOAD)
+        if ans.cacheable and generation == self.zone.generation:
+            self._remember((tcp, query[2:4], query[12:q.qend].lower(), query[q.qend:]), out)
+        return out
+
+    async def _resolve_synced(self, qname: dns.name.Name, qtype: int, qclass: int,
+                              text: str = "") -> Answer:
+        ans = await self.resolve(qname, qtype, qclass, text)
+        if ans.rcode == dns.rcode.NXDOMAIN and not self.synced():
+            ans = Answer(dns.rcode.SERVFAIL)  # as CoreDNS before its first sync
+            ans.cacheable = False
+        return ans
+
+    async def _answer_message(self, query: bytes, tcp: bool) -> bytes:
+        """Any other message, read and written by dnspython."""
         generation = self.zone.generation
         try:
             msg = dns.message.from_wire(query)
@@ -159,15 +186,13 @@ class Resolver:
             reply.set_rcode(dns.rcode.FORMERR)
             return reply.to_wire()
         q = msg.question[0]
-        ans = await self.resolve(q.name, q.rdtype, q.rdclass)
-        if ans.rcode == dns.rcode.NXDOMAIN and not self.synced():
-            ans = Answer(dns.rcode.SERVFAIL)  # as CoreDNS before its first sync
-            ans.cacheable = False
+        ans = await self._resolve_synced(q.name, q.rdtype, q.rdclass)
         reply.set_rcode(ans.rcode)
         if ans.rcode not in (dns.rcode.REFUSED, dns.rcode.SERVFAIL):
             reply.flags |= dns.flags.AA
-        reply.answer, reply.authority, reply.additional = ans.answer, ans.authority, \
-            ans.additional
+        reply.answer, reply.authority, reply.additional = (
+            [wire.as_rrset(r) for r in rrs] for rrs in (ans.answer, ans.authority,
+                                                         ans.additional))
         wire = _to_wire(reply, msg, tcp)
         if ans.cacheable and generation == self.zone.generation:
             self._remember((tcp, query[2:4], query[12:question_end(query)].lower(),
@@ -185,14 +210,15 @@ class Resolver:
     # -- the zone ---------------------------------------------------------------------------
 
     async def resolve(self, qname: dns.name.Name, qtype: int,
-                      qclass: int = dns.rdataclass.IN) -> Answer:
-        """The answer for one question within the zone (or a known reverse name)."""
+                      qclass: int = dns.rdataclass.IN, text: str = "") -> Answer:
+        """The answer for one question within the zone (or a known reverse name);
+        `text` is qname in lower case when the caller has it."""
         if qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             return Answer(dns.rcode.REFUSED)
-        if any(qname.is_subdomain(z) for z in REVERSE_ZONES):
+        name = text or qname.to_text().lower()
+        if name.endswith(REVERSE_SUFFIXES):
             return self._reverse(qname, qtype)
         ans = Answer()
-        name = qname.to_text().lower()
         recs = self.zone.records(name) if qclass in (dns.rdataclass.IN, dns.rdataclass.ANY) \
             else None
         if recs is None:
@@ -210,10 +236,10 @@ class Resolver:
                 return ans
         return self._negative(ans, dns.rcode.NOERROR)
 
-    def _rrset(self, owner: dns.name.Name, rdtype: int, rdatas: list) -> dns.rrset.RRset:
+    def _rrset(self, owner: dns.name.Name, rdtype: int, rdatas: list) -> wire.Records:
         ttl = DNS_VERSION_TTL if rdtype == T_TXT else \
             self.zone.soa_ttl() if rdtype == T_SOA else self.zone.ttl
-        return dns.rrset.from_rdata_list(owner, ttl, rdatas)
+        return wire.Records(owner, rdtype, ttl, rdatas)
 
     def _negative(self, ans: Answer, rcode: int) -> Answer:
         ans.rcode = rcode
@@ -267,7 +293,7 @@ class Resolver:
         ans = Answer()
         targets = self.zone.ptr_records(ip) if ip else []
         if qtype == T_PTR and targets:
-            ans.answer.append(dns.rrset.from_rdata_list(qname, self.zone.ttl, targets))
+            ans.answer.append(wire.Records(qname, T_PTR, self.zone.ttl, targets))
             return ans
         return self._negative(ans, dns.rcode.NOERROR if targets else dns.rcode.NXDOMAIN)
 

@@ -12,6 +12,7 @@ Records are kept per service so an update touches only that service's names; eve
 change bumps `generation`, which keys the server's response cache."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 Records = dict[str, dict[int, list]]
 
 
+@functools.lru_cache(maxsize=4096)
 def address_rdata(ip: str) -> A | AAAA:
+    """(Cached: pod names make one per query, and dnspython's rdata are not cheap.)"""
     return AAAA(IN, T_AAAA, ip) if ":" in ip else A(IN, T_A, ip)
 
 
@@ -280,7 +283,10 @@ class Zone:
             return {}
         if labels[-1] == "pod" and len(labels) == 3:
             ip = pod_label_ip(labels[0])
-            return {address_rdata(ip).rdtype: [address_rdata(ip)]} if ip else None
+            if ip is None:
+                return None
+            rd = address_rdata(ip)
+            return {rd.rdtype: [rd]}
         return None
 
     def _fixed_names(self) -> Records:
