@@ -165,8 +165,17 @@ class PodWorker:
                               "message": rejection.status_message})
         return False
 
-    async def _containers(self, uid: str) -> list[ContainerStatus]:
-        return [c for c in await self.rt.list_containers() if c.labels.get(LABEL_UID) == uid]
+    async def _containers(self, uid: str, orphans: bool = False) -> list[ContainerStatus]:
+        """The pod's containers: those of its sandboxes (a status per container of the
+        pod, not per container on the node: N pods syncing would be O(N^2)); with
+        orphans, also any whose sandbox is gone (a full listing)."""
+        if orphans:
+            return [c for c in await self.rt.list_containers()
+                    if c.labels.get(LABEL_UID) == uid]
+        out: list[ContainerStatus] = []
+        for sb in await self._sandboxes(uid):
+            out += await self.rt.list_containers(sb.id)
+        return [c for c in out if c.labels.get(LABEL_UID) == uid]
 
     async def _sandboxes(self, uid: str) -> list[SandboxStatus]:
         return [s for s in await self.rt.list_pod_sandboxes()
@@ -706,7 +715,7 @@ class PodWorker:
                 await self.rt.stop_container(c.id, grace)
         for sb in await self._sandboxes(w.uid):
             await self.rt.remove_pod_sandbox(sb.id)
-        for c in await self._containers(w.uid):   # any left without a sandbox
+        for c in await self._containers(w.uid, orphans=True):   # any left without a sandbox
             await self.rt.remove_container(c.id)
         await asyncio.to_thread(teardown_volumes, self.k.pods_dir, w.uid)
         self.tokens.forget_pod(w.uid)

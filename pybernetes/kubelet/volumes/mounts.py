@@ -72,6 +72,10 @@ def unmount(path: str) -> None:
         raise OSError(e, f"unmount {path}: {os.strerror(e)}")
 
 
-def unmount_all_under(root: str) -> None:
-    for point in mounts_under(root):
+def unmount_all_under(root: str) -> bool:
+    """Unmount everything at or below root; whether there was anything (a read of
+    mountinfo costs tens of milliseconds on a busy node: callers verify only then)."""
+    points = mounts_under(root)
+    for point in points:
         unmount(point)
+    return bool(points)
