@@ -241,6 +241,7 @@ def plot(result: dict, out: Path) -> None:
     for i, n in enumerate(names):
         ax.text(sc[n]["queries_per_s"], i, f" {sc[n]['queries_per_s']}/s", va="center")
     ax.invert_yaxis()
+    ax.set_xlim(0, 1.2 * max([sc[n]["queries_per_s"] for n in names] or [1]))
     ax.set_xlabel("queries per second over UDP, 32 in flight (higher is better)")
     ax.set_title(f"pybernetes dns, {result.get('services')} Services "
                  f"({result.get('date', '')}, commit {result.get('commit', '')[:8]})")
