@@ -89,6 +89,9 @@ def decode_body(raw: bytes, content_type: str | None) -> Any:
         try:
             return _load_yaml(raw)
         except yaml.YAMLError as e:
+            if "maximum nesting depth" in str(e):
+                raise errors.bad_request("the body of the request could not be decoded as "
+                                         "YAML: it is nested too deeply")
             raise errors.bad_request(f"the body of the request could not be decoded as YAML: {e}")
         except RecursionError:
             raise errors.bad_request("the body of the request could not be decoded as YAML: "
@@ -105,9 +108,11 @@ def decode_body(raw: bytes, content_type: str | None) -> Any:
 MAX_YAML_NODES = 1_000_000
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML -> JSON values only: timestamps stay strings (as in kubectl's YAML-to-JSON),
-    and !!binary, whose bytes have no JSON form, is refused."""
+    and !!binary, whose bytes have no JSON form, is refused. libyaml's parser where
+    PyYAML has it: the pure-Python one spends seconds on a hostile `[[[[…` body before
+    giving up, libyaml stops at its nesting limit at once."""
 
 
 def _refuse_binary(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
