@@ -375,6 +375,9 @@ def test_events_tell_what_happened(env):
                     events("missing-tls") and events("missing-tls"), timeout=60)
     assert "TLS Secret default/no-such-secret not found" in text
     assert "Scheduled for sync" in events("two-hosts")
+    described = kubectl("describe", "ingress", "two-hosts")
+    assert "alpha.example.com" in described and "Scheduled for sync" in described
+    assert "/api" in described and "beta:web" in described
     from cryptography import x509
     cert = x509.load_der_x509_certificate(peer_cert("missing.example.com"))
     assert "Fake Certificate" in cert.subject.rfc4514_string()
