@@ -222,7 +222,8 @@ async def test_teardown_leaves_nothing_and_is_idempotent(node: Node):
     veths = node.bridge_ports()
     assert len(veths) == 2
     ids = [default_sandbox_id(cfg) for _, cfg in node.pods.values()]
-    assert all(i in nat_rules() for i in ids)         # ipMasq + portmap rules exist
+    assert ids[0] in nat_rules()                      # a's portmap rules exist
+    assert ids[1] not in nat_rules()                  # b has none: masquerading is the node's
 
     cfg_a, cfg_b = node.pods["a"][1], node.pods["b"][1]
     await node.remove("a")
@@ -384,3 +385,27 @@ async def test_a_deleted_bridges_guard_is_swept(node: Node):
         assert f"pods on {node.net.bridge} may not" in nat_rules()
     finally:
         sh("iptables", "-D", *rule)
+
+
+async def test_masquerading_is_one_set_of_node_rules(node: Node):
+    """Pods leaving the podCIDR are masqueraded by the node's rules for the whole
+    podCIDR (as kubenet), made once: no pod adds nat rules of its own."""
+    before = nat_rules()
+    await node.pod("a")
+    await node.pod("b")
+    chain = f"PYB-MASQ-{node.net.bridge}"
+    nat = sh("iptables", "-t", "nat", "-S").stdout
+    assert f"-A POSTROUTING -s {node.net.pod_cidr} -m comment --comment " \
+        f'"pybernetes: masquerade pods on {node.net.bridge}" -j {chain}' in nat
+    assert f"-A {chain} -d {node.net.pod_cidr} -j RETURN" in nat
+    assert f"-A {chain} -j MASQUERADE" in nat
+    ids = [default_sandbox_id(cfg) for _, cfg in node.pods.values()]
+    assert not any(i in nat_rules() for i in ids)
+    # a flushed chain is made again (a new PodNetwork, as after a kubelet restart)
+    assert sh("iptables", "-t", "nat", "-F", chain).returncode == 0
+    again = PodNetwork(pod_cidr=node.net.pod_cidr, bridge=node.net.bridge,
+                       state_dir=node.net.state_dir)
+    node.net = again
+    await node.pod("c")
+    assert f"-A {chain} -j MASQUERADE" in sh("iptables", "-t", "nat", "-S", chain).stdout
+    assert node.net.bridge not in before

@@ -5,8 +5,11 @@ configure them:
 
     loopback                    its own attachment (ifname "lo"), as containerd does
     bridge  + host-local        isGateway (the gateway address lives on the bridge, so
-                                the podCIDR route is local to this machine), ipMasq,
-                                hairpinMode; a default route in the pod via the gateway
+                                the podCIDR route is local to this machine),
+                                hairpinMode; a default route in the pod via the gateway;
+                                masquerading (ip_masq) by one set of node rules for the
+                                podCIDR, as kubenet does (masquerade.py), not by
+                                bridge's per-pod ipMasq chains
     portmap                     capabilities.portMappings <- the sandbox's hostPorts;
                                 only in the chain of a pod that has hostPorts
 
@@ -41,7 +44,7 @@ import shutil
 import time
 
 from ..runtime.base import PortMapping, SandboxConfig
-from . import netns
+from . import masquerade, netns
 from .commands import run
 from .cni import CNI, DEFAULT_BIN_DIRS, CNIError, RuntimeConf
 
@@ -75,6 +78,8 @@ class PodNetwork:
         self._swept = False
         self._guard_lock = asyncio.Lock()
         self._guard_checked = 0.0     # monotonic time of the last check of the guard
+        self._masq_lock = asyncio.Lock()
+        self._masq_checked = 0.0      # ... and of the masquerade rules
 
     @property
     def ipam_dir(self) -> str:
@@ -86,7 +91,7 @@ class PodNetwork:
         (teardown without a cached attachment uses the whole list)."""
         bridge: dict = {
             "type": "bridge", "bridge": self.bridge, "isGateway": True,
-            "ipMasq": self.ip_masq, "hairpinMode": self.hairpin,
+            "ipMasq": False, "hairpinMode": self.hairpin,
             "ipam": {
                 "type": "host-local",
                 "ranges": [[{"subnet": self.pod_cidr, "gateway": self.gateway}]],
@@ -116,6 +121,7 @@ class PodNetwork:
         cid = sandbox_id or default_sandbox_id(cfg)
         ports = _has_host_ports(cfg)
         await self._guard_host_loopback(ports)
+        await self._masquerade()
         # two attachments that do not touch each other: made at the same time
         lo, eth0 = await asyncio.gather(
             self.cni.add_list(self.loopback_conflist(), self._rt(cid, netns_path, cfg, "lo")),
@@ -147,8 +153,9 @@ class PodNetwork:
         await self.cni.del_list(self.conflist(), self._rt(cid, path, cfg, "eth0"))
         self.cni.forget(LOOPBACK_NETWORK, self._rt(cid, path, cfg, "lo"))
         if not path:
-            # bridge removes its ipMasq rules only for the addresses it finds on the
-            # pod's interface: with the namespace gone, they are left to sweep
+            # portmap's rules, and bridge's ipMasq ones of attachments made before the
+            # node masqueraded (bridge removes those only for the addresses it finds
+            # on the pod's interface): with the namespace gone, they are left to sweep
             await sweep_nat_rules(self.name, cid)
 
     async def check(self, netns_path: str, cfg: SandboxConfig,
@@ -158,10 +165,11 @@ class PodNetwork:
         await self.cni.check_list(self.conflist(), self._rt(cid, netns_path, cfg, "eth0"))
 
     async def remove_bridge(self) -> None:
-        """Delete the bridge and its loopback guard (node shutdown, tests); no-op when
-        they are absent."""
+        """Delete the bridge, its masquerade rules and its loopback guard (node
+        shutdown, tests); no-op when they are absent."""
         await run(["ip", "link", "del", self.bridge], check=False)
         if shutil.which("iptables"):
+            await masquerade.remove(self.bridge)
             for _ in range(64):     # bounded; duplicates only if processes raced
                 code, _, _ = await run(["iptables", "-D", *self._guard_rule()], check=False)
                 if code != 0:
@@ -194,6 +202,18 @@ class PodNetwork:
             if code != 0:
                 await run(["iptables", "-I", rule[0], "1", *rule[1:]])
             self._guard_checked = time.monotonic()
+
+    async def _masquerade(self) -> None:
+        """The node's masquerade rules for the podCIDR: made before the first pod,
+        checked again at most every GUARD_RECHECK seconds (a flushed nat table heals)."""
+        if not self.ip_masq or shutil.which("iptables") is None:
+            return
+        if time.monotonic() - self._masq_checked < GUARD_RECHECK:
+            return
+        async with self._masq_lock:
+            if time.monotonic() - self._masq_checked >= GUARD_RECHECK:
+                await masquerade.ensure(self.bridge, self.pod_cidr)
+                self._masq_checked = time.monotonic()
 
     def _route_localnet(self) -> bool:
         try:
