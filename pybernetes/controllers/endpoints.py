@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "endpointslice-controller.k8s.io"
-MAX_PER_SLICE = 1000  # the API's limit; one slice per service (upstream packs 100 per slice)
+MAX_PER_SLICE = 1000  # the API's limit (upstream packs 100 a slice; we keep fewer, bigger ones)
 
 
 def selects(svc: dict, pod: dict) -> bool:
@@ -110,30 +110,40 @@ def endpoints_subsets(svc: dict, pods: list[dict]) -> list[dict]:
     return [groups[k] for k in sorted(groups)]
 
 
-def slice_endpoints(svc: dict, pods: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(endpoints, ports) of the service's IPv4 EndpointSlice."""
+def slice_groups(svc: dict, pods: list[dict]) -> list[tuple[list[dict], list[dict]]]:
+    """(ports, endpoints) of each IPv4 EndpointSlice the service needs: one per distinct set
+    of resolved ports (a named targetPort may be a different number in different pods, as
+    upstream splits them), at most MAX_PER_SLICE endpoints each; one empty slice when no
+    pod backs the service."""
     publish = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
-    eps, ports = [], {}
+    groups: dict[tuple, tuple[list[dict], list[dict]]] = {}
     for pod in endpoint_pods(svc, pods):
-        for sp in (svc.get("spec") or {}).get("ports") or []:
-            port = target_port(sp, pod)
-            if port is not None:
-                ports.setdefault(sp.get("name", ""), {"name": sp.get("name", ""), "port": port,
-                                                      "protocol": sp.get("protocol", "TCP")})
-        terminating = bool(pod["metadata"].get("deletionTimestamp"))
-        ready = podutil.is_ready(pod)
-        ep: dict[str, Any] = {"addresses": [pod["status"]["podIP"]],
-                              "conditions": {"ready": (ready or publish) and not terminating,
-                                             "serving": ready, "terminating": terminating},
-                              "targetRef": _address(pod)["targetRef"]}
-        hostname = endpoint_hostname(svc, pod)
-        if hostname:
-            ep["hostname"] = hostname
-        node = (pod.get("spec") or {}).get("nodeName")
-        if node:
-            ep["nodeName"] = node
-        eps.append(ep)
-    return eps[:MAX_PER_SLICE], [ports[k] for k in sorted(ports)]
+        ports = sorted(({"name": sp.get("name", ""), "port": port,
+                         "protocol": sp.get("protocol", "TCP")}
+                        for sp in (svc.get("spec") or {}).get("ports") or []
+                        if (port := target_port(sp, pod)) is not None),
+                       key=lambda p: p["name"])
+        key = tuple((p["name"], p["port"], p["protocol"]) for p in ports)
+        groups.setdefault(key, (ports, []))[1].append(_slice_endpoint(svc, pod, publish))
+    out = [(ports, eps[i:i + MAX_PER_SLICE]) for key in sorted(groups)
+           for ports, eps in [groups[key]] for i in range(0, len(eps), MAX_PER_SLICE)]
+    return out or [([], [])]
+
+
+def _slice_endpoint(svc: dict, pod: dict, publish: bool) -> dict:
+    terminating = bool(pod["metadata"].get("deletionTimestamp"))
+    ready = podutil.is_ready(pod)
+    ep: dict[str, Any] = {"addresses": [pod["status"]["podIP"]],
+                          "conditions": {"ready": (ready or publish) and not terminating,
+                                         "serving": ready, "terminating": terminating},
+                          "targetRef": _address(pod)["targetRef"]}
+    hostname = endpoint_hostname(svc, pod)
+    if hostname:
+        ep["hostname"] = hostname
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node:
+        ep["nodeName"] = node
+    return ep
 
 
 class _ServicePods(Controller):
@@ -221,24 +231,28 @@ class EndpointSliceController(_ServicePods):
             return
         existing = (await self.client.list(res, namespace=ns, label_selector=(
             f"{SERVICE_NAME_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}"))).get("items") or []
-        endpoints, ports = slice_endpoints(svc, pods)
         labels = {**(svc["metadata"].get("labels") or {}), SERVICE_NAME_LABEL: name,
                   MANAGED_BY_LABEL: MANAGED_BY}
         owner = {"apiVersion": "v1", "kind": "Service", "name": name,
                  "uid": svc["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
-        body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"generateName": f"{name}-", "namespace": ns, "labels": labels,
-                             "ownerReferences": [owner]},
-                "addressType": "IPv4", "endpoints": endpoints, "ports": ports}
-        if not existing:
-            await self.client.create(res, body, namespace=ns)
-            return
-        keep, extra = existing[0], existing[1:]
-        for s in extra:  # one slice per service here; tidy up any others
+        unused = sorted(existing, key=lambda s: s["metadata"]["name"])
+        for ports, endpoints in slice_groups(svc, pods):
+            same = [s for s in unused if (s.get("ports") or []) == ports]
+            keep = (same or unused or [None])[0]
+            if keep is None:
+                await self.client.create(res, {
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"generateName": f"{name}-", "namespace": ns, "labels": labels,
+                                 "ownerReferences": [owner]},
+                    "addressType": "IPv4", "endpoints": endpoints, "ports": ports},
+                    namespace=ns)
+                continue
+            unused.remove(keep)
+            if (keep.get("endpoints") or []) != endpoints or (keep.get("ports") or []) != ports \
+                    or keep["metadata"].get("labels") != labels:
+                new = copy.deepcopy(keep)
+                new["endpoints"], new["ports"], new["metadata"]["labels"] = \
+                    endpoints, ports, labels
+                await self.client.update(res, new)
+        for s in unused:   # after the writes above, so no port set is ever without a slice
             await self.client.delete(res, s["metadata"]["name"], namespace=ns)
-        if (keep.get("endpoints") or []) == endpoints and (keep.get("ports") or []) == ports and \
-                keep["metadata"].get("labels") == labels:
-            return
-        new = copy.deepcopy(keep)
-        new["endpoints"], new["ports"], new["metadata"]["labels"] = endpoints, ports, labels
-        await self.client.update(res, new)

@@ -1,7 +1,7 @@
 """What a Service's Endpoints and EndpointSlice list for a set of pods."""
 from __future__ import annotations
 
-from pybernetes.controllers.endpoints import endpoints_subsets, slice_endpoints, target_port
+from pybernetes.controllers.endpoints import endpoints_subsets, slice_groups, target_port
 
 
 def svc(ports, publish=False):
@@ -53,8 +53,21 @@ def test_publish_not_ready_addresses():
 
 
 def test_slice_endpoint_conditions():
-    eps, ports = slice_endpoints(svc(HTTP), [pod("a", "10.42.0.1"), pod("b", "10.42.0.2", ready=False)])
+    [(ports, eps)] = slice_groups(svc(HTTP), [pod("a", "10.42.0.1"),
+                                             pod("b", "10.42.0.2", ready=False)])
     assert ports == [{"name": "http", "port": 8080, "protocol": "TCP"}]
     assert [(e["addresses"], e["conditions"]["ready"]) for e in eps] == \
         [(["10.42.0.1"], True), (["10.42.0.2"], False)]
     assert eps[0]["nodeName"] == "n1" and eps[0]["targetRef"]["kind"] == "Pod"
+
+
+def test_a_named_port_with_different_numbers_gets_a_slice_per_number():
+    slices = slice_groups(svc(HTTP), [pod("a", "10.42.0.1"), pod("b", "10.42.0.2", port=9000),
+                                      pod("c", "10.42.0.3")])
+    assert [([p["port"] for p in ports], [e["addresses"][0] for e in eps])
+            for ports, eps in slices] == [([8080], ["10.42.0.1", "10.42.0.3"]),
+                                          ([9000], ["10.42.0.2"])]
+
+
+def test_a_service_without_pods_has_one_empty_slice():
+    assert slice_groups(svc(HTTP), []) == [([], [])]
