@@ -19,6 +19,7 @@ node name and nftables table of this process's own."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -48,6 +49,7 @@ NODE = f"e2e-svc-{os.getpid()}"
 TABLE = f"pyb_e2e_{os.getpid()}"
 LB_PORT = 20000 + S          # not a port another module's LoadBalancer uses on this node
 NET = NodeNet(NODE, BRIDGE, S)
+log = logging.getLogger(__name__)
 APPLETS = ("timeout", "tr")  # beyond the test busybox's
 SERVICES = ("hello", "hello-np", "hello-lb", "nobody")
 
@@ -195,6 +197,7 @@ def test_cluster_ip_spreads_evenly_over_the_replicas(env: dict, hello: dict) -> 
     url = f"http://{hello['vip']}/"
     wait_for("the ClusterIP answers", lambda: wget_loop(kc, url, 1), 60)
     answers = Counter(wget_loop(kc, url, 300))
+    log.info("300 wgets of %s: %s", url, dict(answers))   # -o log_cli=true shows the spread
     assert set(answers) == set(hello["pods"]), answers
     assert sum(answers.values()) == 300, answers
     assert min(answers.values()) >= 0.2 * 300, answers

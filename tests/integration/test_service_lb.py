@@ -72,22 +72,25 @@ def test_expose_loadbalancer_shows_the_node_addresses(kc: Kubectl) -> None:
 
 
 def test_a_cordoned_node_leaves_and_comes_back(kc: Kubectl) -> None:
+    kc("create", "service", "loadbalancer", "cordon-lb", "--tcp=82:82")
+    wait_for("both nodes serve", lambda: [i["ip"] for i in ingress(kc, "cordon-lb")]
+             == node_ips(*NODES), 30)
     kc("cordon", NODES[0])
     try:
-        wait_for("only lb-1 serves", lambda: [i["ip"] for i in ingress(kc, "my-service")]
+        wait_for("only lb-1 serves", lambda: [i["ip"] for i in ingress(kc, "cordon-lb")]
                  == node_ips(NODES[1]), 30)
     finally:
         kc("uncordon", NODES[0])
-    wait_for("both serve again", lambda: [i["ip"] for i in ingress(kc, "my-service")]
+    wait_for("both serve again", lambda: [i["ip"] for i in ingress(kc, "cordon-lb")]
              == node_ips(*NODES), 30)
 
 
 def test_another_load_balancer_class_stays_pending(kc: Kubectl) -> None:
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "other-lb"},
            "spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/elsewhere",
-                    "selector": {"app": "hello-world"}, "ports": [{"port": 80}]}}
+                    "selector": {"app": "other"}, "ports": [{"port": 80}]}}
     kc("apply", "-f", "-", input=json.dumps(svc))
-    # a Service created after my-service is reconciled after it: once a fresh LB
+    # a Service created after other-lb is reconciled after it: once a fresh LB
     # Service is filled in, the classed one has been seen and left alone
     kc("create", "service", "loadbalancer", "marker", "--tcp=81:81")
     wait_for("marker filled in", lambda: ingress(kc, "marker"), 30)
@@ -96,9 +99,11 @@ def test_another_load_balancer_class_stays_pending(kc: Kubectl) -> None:
 
 
 def test_no_longer_a_load_balancer_loses_its_ingress(kc: Kubectl) -> None:
-    kc("patch", "svc", "my-service", "-p", json.dumps({"spec": {"type": "NodePort"}}))
-    wait_for("ingress cleared", lambda: not ingress(kc, "my-service"), 30)
-    name, type_, _, external, ports = row(kc, "my-service")[:5]
+    kc("create", "service", "loadbalancer", "was-lb", "--tcp=8080:80")
+    wait_for("ingress filled in", lambda: ingress(kc, "was-lb"), 30)
+    kc("patch", "svc", "was-lb", "-p", json.dumps({"spec": {"type": "NodePort"}}))
+    wait_for("ingress cleared", lambda: not ingress(kc, "was-lb"), 30)
+    name, type_, _, external, ports = row(kc, "was-lb")[:5]
     assert (type_, external) == ("NodePort", "<none>")
     assert re.fullmatch(r"8080:3\d{4}/TCP", ports), ports
 
