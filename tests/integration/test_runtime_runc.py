@@ -276,6 +276,25 @@ async def test_stop_sends_sigterm_then_sigkill(node, layer):
     assert ("stdout", "F", b"got-TERM") in log_entries(st.log_path)
 
 
+async def test_log_reopen_after_rotation(node, layer):
+    """The kubelet renames the log away and asks for a new one (ReopenContainerLog):
+    conmon reopens its log path on a message to its control fifo."""
+    rt, _, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("rotating", logs))
+    script = "echo first; while [ ! -f /dev/shm/go ]; do sleep 0.1; done; echo second"
+    cid = await rt.create_container(sid, container_config("c", script), [layer])
+    await rt.start_container(cid)
+    st = await rt.container_status(cid)
+    await wait_log(st.log_path, b"first")
+    os.rename(st.log_path, st.log_path + ".1")
+    await rt.reopen_container_log(cid)
+    assert os.path.exists(st.log_path)
+    await rt.exec_sync(cid, ["touch", "/dev/shm/go"], 10)
+    st = await wait_state(rt, cid, "exited")
+    assert [t for _, _, t in log_entries(st.log_path + ".1")] == [b"first"]
+    assert [t for _, _, t in log_entries(st.log_path)] == [b"second"]
+
+
 async def test_exec_sync_and_timeout(node, layer):
     rt, _, logs = node
     sid = await rt.run_pod_sandbox(sandbox_config("execs", logs))

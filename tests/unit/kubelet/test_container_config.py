@@ -100,6 +100,18 @@ def test_security_context_merge():
     assert build({"name": "c"}).security.no_new_privs is False   # unset: not forced
 
 
+def test_seccomp_profile_container_over_pod():
+    p = pod({"name": "c"}, securityContext={"seccompProfile": {"type": "RuntimeDefault"}})
+    s = build({"name": "c"}, pod=p).security
+    assert (s.seccomp_profile_type, s.seccomp_localhost_profile) == ("RuntimeDefault", "")
+    c = {"name": "c", "securityContext": {"seccompProfile": {
+        "type": "Localhost", "localhostProfile": "profiles/audit.json"}}}
+    s = build(c, pod=pod(c, securityContext={"seccompProfile": {"type": "RuntimeDefault"}}))
+    assert (s.security.seccomp_profile_type, s.security.seccomp_localhost_profile) == \
+        ("Localhost", "profiles/audit.json")
+    assert build({"name": "c"}).security.seccomp_profile_type == ""   # Unconfined
+
+
 @pytest.mark.parametrize("user, uid, gid", [
     ("", 0, None), ("1000", 1000, 1000), ("4242", 4242, None), ("1000:50", 1000, 50),
     ("nginx", 101, 102), ("nginx:www", 101, 33),
