@@ -266,6 +266,11 @@ def _check_real(args: argparse.Namespace) -> str:
         print("pybernetes kubelet: runc not found (install the runc package); using "
               "--runtime process (host processes, no isolation)", file=sys.stderr)
         args.runtime = "process"
+    elif args.runtime == "runc" and not shutil.which("conmon"):
+        print("pybernetes kubelet: conmon not found (install the conmon package: it "
+              "monitors each runc container); using --runtime process (host processes, "
+              "no isolation)", file=sys.stderr)
+        args.runtime = "process"
     for flag, value in (("--pod-cidr", args.pod_cidr),):
         if value:
             try:

@@ -327,10 +327,13 @@ def default_runtime() -> tuple[str, str]:
         return "process", "not running as root, which runc needs (no isolation between pods)"
     if not (shutil.which("runc") or os.path.exists("/usr/sbin/runc")):
         return "process", "runc is not installed (no isolation between pods)"
+    if not shutil.which("conmon"):
+        return "process", "conmon (runc containers' monitor) is not installed (no isolation " \
+            "between pods)"
     if not any(os.access(os.path.join(d, "bridge"), os.X_OK) for d in DEFAULT_BIN_DIRS):
         return "process", (f"the CNI plugins are not installed (looked in "
                            f"{', '.join(DEFAULT_BIN_DIRS)}; no isolation between pods)")
-    return "runc", "root, with runc and the CNI plugins installed"
+    return "runc", "root, with runc, conmon and the CNI plugins installed"
 
 
 def _kubelet_serving_cert(args: argparse.Namespace, pki) -> tuple[str, str]:
