@@ -30,6 +30,7 @@ REQUIREMENTS = [
     pytest.mark.kubectl,
     pytest.mark.skipif(os.geteuid() != 0, reason="the runc runtime needs root"),
     pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed"),
+    pytest.mark.skipif(shutil.which("conmon") is None, reason="conmon is not installed"),
     pytest.mark.skipif(not oci_images.have_registry(),
                        reason="docker-registry or busybox-static is not installed"),
     pytest.mark.skipif(not os.path.exists(CNI_BRIDGE),

@@ -25,6 +25,7 @@ from .runtime_helpers import (
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the runc runtime needs root"),
     pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed"),
+    pytest.mark.skipif(shutil.which("conmon") is None, reason="conmon is not installed"),
     pytest.mark.skipif(not os.path.exists("/bin/busybox"), reason="busybox-static missing"),
 ]
 
