@@ -50,6 +50,8 @@ then, in another terminal:
 
 # Components `pybernetes server` runs. The apiserver is what every other one talks to.
 REQUIRED = ("apiserver",)
+# k3s' --disable names for parts that run inside a component: name -> its flag there
+BUILT_IN = {"servicelb": ("controller-manager", "--controllers=*,-service-lb")}
 OPTIONAL: tuple[str, ...] = ("controller-manager", "scheduler", "kubelet", "proxy", "dns",
                              "ingress")
 
@@ -115,7 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                             f"--{flag} log-level=debug")
     p.add_argument("--disable", action="append", default=[], metavar="COMPONENT",
                    help="do not run COMPONENT (repeatable); can be disabled: "
-                        f"{', '.join(OPTIONAL) or 'none in this version'}")
+                        f"{', '.join(OPTIONAL + tuple(BUILT_IN))} (servicelb: LoadBalancer "
+                        "Services get no node addresses)")
     flags.add_log_level(p)
     p.set_defaults(func=run)
 
@@ -266,6 +269,8 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
     chosen = [c for c in [apiserver, controller_manager, scheduler, kubelet, dns, proxy, ingress]
               if c.name not in skip]
     for c in chosen:
+        c.argv += [flag for name, (component, flag) in BUILT_IN.items()
+                   if name in args.disable and component == c.name]
         extra = getattr(args, PASSTHROUGH[c.name].replace("-", "_"))
         c.argv += [f"--{a.lstrip('-')}" for a in extra]
     return chosen
@@ -377,8 +382,8 @@ def _check_disable(disabled: list[str]) -> str:
         if name in REQUIRED:
             return (f"--disable {name}: the {name} cannot be disabled, every other component "
                     "talks to it (run single components with `pybernetes <component>` instead)")
-        if name not in OPTIONAL:
-            choices = ", ".join(OPTIONAL) or "none in this version"
+        if name not in OPTIONAL and name not in BUILT_IN:
+            choices = ", ".join(OPTIONAL + tuple(BUILT_IN))
             return f"--disable {name}: unknown component (can be disabled: {choices})"
     return ""
 
