@@ -109,10 +109,10 @@ def test_no_longer_a_load_balancer_loses_its_ingress(kc: Kubectl) -> None:
 
 
 def test_service_lb_can_be_turned_off(tmp_path) -> None:
-    """k3s' --disable servicelb: here the controller manager's --controllers."""
+    """k3s' `--disable servicelb` (the controller manager runs without service-lb)."""
     c = start_cluster(tmp_path / "no-lb", components=("controller-manager", "kubelet"),
                       extra=["--node-name", "nolb", "--kubelet-runtime", "fake",
-                             "--kube-controller-manager-arg", "controllers=*,-service-lb"])
+                             "--disable", "servicelb"])
     try:
         kc = Kubectl(kubectl_binary("1.33") or kubectl_binary() or "kubectl", c.kubeconfig)
         wait_for("a Ready node", lambda: " Ready " in kc("get", "nodes", "--no-headers"), 60)
