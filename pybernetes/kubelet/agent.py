@@ -50,7 +50,10 @@ class KubeletOptions:
     crash_loop_backoff_max: float = 300.0
     crash_loop_backoff_initial: float = 10.0
     image_pull_backoff_max: float = 300.0
-    workers: int = 16
+    # pods synced at once (upstream has a goroutine per pod): a sync mostly waits on
+    # processes and the API, and 100 pods created at once started in 42 s with 64
+    # against 49 s with 16 (the rest waited in the queue)
+    workers: int = 64
     sync_period: float = 10.0            # running pods are synced at least this often
     image_gc_period: float = 300.0
 
