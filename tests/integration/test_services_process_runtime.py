@@ -49,9 +49,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         yield c
     finally:
-        Kubectl(kubectl_binary() or "kubectl", c.kubeconfig).run(
-            "delete", "deployments", "--all", "--wait=true", "--timeout=60s", check=False,
-            timeout=90)
+        kc = Kubectl(kubectl_binary() or "kubectl", c.kubeconfig)
+        kc.run("delete", "deployments", "--all", "--cascade=foreground", "--wait=true",
+               "--timeout=60s", check=False, timeout=90)
+        kc.run("delete", "pods", "--all", "--wait=true", "--timeout=60s", check=False,
+               timeout=90)
         c.stop()
 
 
@@ -101,3 +103,21 @@ def test_node_port_through_the_userspace_proxy(cluster: Cluster, image: str,
         assert seen == {"one", "two"}
     proxy_log = (cluster.data_dir / "logs" / "proxy.log").read_text()
     assert "userspace proxy: slower" in proxy_log
+    # the pods are host processes: deleting them must end them
+    kc("delete", "deployments", "one", "two", "--cascade=foreground", "--wait=true",
+       "--timeout=60s", timeout=90)
+    wait_for("no pod left", lambda: not kc("get", "pods", "-o", "name"), 60)
+    wait_for("the servers gone", lambda: not servers_of(tmp_path), 30)
+
+
+def servers_of(root: Path) -> list[int]:
+    """Pids of live processes whose command line names `root` (our http.servers)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(root).encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
