@@ -110,7 +110,8 @@ def _bindable(addr: str, port: int) -> str:
         try:
             s.bind((addr, port))
         except OSError as e:
-            hint = " (ports below 1024 need root)" if port < 1024 and os.geteuid() else ""
+            hint = " (ports below 1024 need root)" if port < 1024 and os.geteuid() else \
+                " (another web server or ingress? pick others with --http-port/--https-port)"
             return f"cannot listen on {addr}:{port}: {e.strerror}{hint}"
     return ""
 
