@@ -335,7 +335,8 @@ def plot(result: dict, out: Path) -> None:
             xs = [j + (i - 0.5) * width for j in range(len(cands))]
             bars = ax.bar(xs, vals, width, label=mode)
             for bar, v in zip(bars, vals):
-                ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                label = f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+                ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                             ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(cands)), cands)
         ax.set_ylabel(unit)
