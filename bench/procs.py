@@ -187,12 +187,14 @@ class Server:
 
 def start_server(data_dir: Path, storage: str, etcd_url: str | None = None,
                  timeout: float = 60.0, extra: list[str] | None = None) -> Server:
-    """`pybernetes server` (every component it runs by default) with `extra` flags
-    added, e.g. `--kubelet-arg fake-nodes=100` or `--disable kubelet`."""
+    """`pybernetes server` (every component it runs by default but the node-wide network
+    ones: proxy, dns and ingress program nftables and take ports 53/80/443 of this machine)
+    with `extra` flags added, e.g. `--kubelet-arg fake-nodes=100` or `--disable kubelet`."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "pybernetes.cli.main", "server", "--data-dir", str(data_dir),
-            "--https-listen-port", str(port), "--storage", storage]
+            "--https-listen-port", str(port), "--storage", storage,
+            "--disable", "proxy", "--disable", "dns", "--disable", "ingress"]
     if etcd_url:
         argv += ["--etcd-endpoints", etcd_url]
     argv += extra or []

@@ -82,6 +82,12 @@ class Server:
             self.err.close()
 
 
+# the other components program this machine's network (nftables, ports 53/80/443, a pod
+# bridge) and have tests of their own
+ONLY_THE_API_SERVER = [a for c in ("controller-manager", "scheduler", "kubelet", "proxy", "dns",
+                                   "ingress") for a in ("--disable", c)]
+
+
 @pytest.fixture
 def servers():
     started: list[Server] = []
@@ -100,7 +106,8 @@ def _apiserver_available() -> bool:
 
 def test_second_server_on_same_data_dir_fails_fast(tmp_path, servers):
     kubeconfig = tmp_path / "kube" / "config"
-    first = Server(tmp_path, "--write-kubeconfig", str(kubeconfig), "--bind-address", "0.0.0.0")
+    first = Server(tmp_path, "--write-kubeconfig", str(kubeconfig), "--bind-address", "0.0.0.0",
+                   *ONLY_THE_API_SERVER)
     servers.append(first.start())
     assert first.wait_for("starting apiserver", 30), first.stderr()
     for path in (kubeconfig, first.data_dir / "admin.kubeconfig"):
@@ -153,7 +160,7 @@ def test_server_end_to_end(tmp_path, servers):
     kubeconfig = tmp_path / "home" / "kubeconfig"
     # the node-wide network components (nftables, port 53, ports 80/443) stay off in tests
     s = Server(tmp_path, "--write-kubeconfig", str(kubeconfig), "--service-cidr", "10.231.0.0/16",
-               "--disable", "proxy", "--disable", "dns", "--disable", "ingress")
+               *ONLY_THE_API_SERVER)
     servers.append(s.start())
     assert s.wait_for("pybernetes is ready", 90), s.stderr()
     err = s.stderr()
