@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import threading
 from typing import Iterator
 
@@ -236,3 +238,14 @@ def test_records_follow_service_changes(kc: Kubectl, port: int) -> None:
     kc("scale", "statefulset", "web", "--replicas=1")
     wait_for("web-1 gone from DNS", lambda: ask(
         port, f"web-1.nginx.default.svc.{D}").rcode() == dns.rcode.NXDOMAIN, 60)
+
+
+def test_a_restarted_server_points_kube_dns_at_its_new_port(cluster: Cluster, kc: Kubectl,
+                                                             port: int) -> None:
+    pid = cluster.component_pid("dns")
+    assert pid
+    os.kill(pid, signal.SIGKILL)  # no clean stop: the old endpoints stay until replaced
+    new = wait_for("the kube-dns EndpointSlice to name a new port",
+                   lambda: (p := dns_port(kc)) != port and p, 90)
+    wait_for("answers on the new port", lambda: answers(
+        new, f"kube-dns.kube-system.svc.{D}") == ["10.43.0.10"], 30)
