@@ -174,6 +174,10 @@ def _run_locked(args: argparse.Namespace, data_dir: str) -> int:
     if ingress_problem:
         ui.warn(f"the ingress controller does not run: {ingress_problem}")
         args.disable.append("ingress")
+    dns_problem = _dns_problem(args)
+    if dns_problem:
+        ui.warn(f"cluster DNS does not run: {dns_problem}")
+        args.disable.append("dns")
     components = _components(args, data_dir, pki, component_kubeconfigs, kubelet_tls)
     if "kubelet" in (c.name for c in components):
         if args.kubelet_runtime == "fake":
@@ -291,6 +295,17 @@ def _component_kubeconfigs(args: argparse.Namespace, data_dir: str, pki) -> dict
         paths[name] = write_kubeconfig(os.path.join(data_dir, f"{name}.kubeconfig"), url,
                                        _read(pki.ca_crt), _read(crt), _read(key), user=user)
     return paths
+
+
+def _dns_problem(args: argparse.Namespace) -> str:
+    """Why cluster DNS cannot run here ("" if it can): port 53 needs root unless
+    --dns-arg picks another (then pods reach it only through the proxy's DNAT)."""
+    if "dns" in args.disable or os.geteuid() == 0:
+        return ""
+    if any(a.lstrip("-").startswith("dns-port") for a in args.dns_arg):
+        return ""
+    return ("port 53 needs root (pick another with --dns-arg dns-port=5353); pods get the "
+            "node's resolvers instead")
 
 
 def _ingress_problem(args: argparse.Namespace) -> str:
