@@ -70,3 +70,14 @@ def test_server_runs_the_dns_component_with_the_cluster_dns_address(tmp_path):
     assert "--dns-port=0" in argv
     kubelet = comps["kubelet"].argv
     assert kubelet[kubelet.index("--cluster-dns") + 1] == "10.200.0.10"
+
+
+def test_server_skips_dns_without_root_unless_a_port_is_given(monkeypatch, tmp_path):
+    monkeypatch.setattr(server.os, "geteuid", lambda: 1000)
+    p = build_parser()
+    args = p.parse_args(["server", "--data-dir", str(tmp_path)])
+    assert "port 53 needs root" in server._dns_problem(args)
+    args = p.parse_args(["server", "--data-dir", str(tmp_path), "--dns-arg", "dns-port=5353"])
+    assert server._dns_problem(args) == ""
+    args = p.parse_args(["server", "--data-dir", str(tmp_path), "--disable", "dns"])
+    assert server._dns_problem(args) == ""
