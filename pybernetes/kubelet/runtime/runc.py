@@ -510,6 +510,25 @@ class RuncRuntime(MonitoredRuntime):
         """conmon runs `runc create` (holding the container's stdio), reports the pid on
         its sync pipe and stays as the container's parent; then `runc start`."""
         cid, cdir = rec["id"], self._cdir(rec["id"])
+        pid, message = await self._launch_conmon(rec)
+        if pid <= 0:
+            await self._runc("delete", "--force", cid)
+            raise ContainerRuntimeError(
+                last_runc_error(str(cdir / "runc.log")) or message
+                or "conmon did not start the container", reason="RunContainerError")
+        code, msg = await self._runc("start", cid)
+        if code != 0:
+            await self._runc("delete", "--force", cid)   # conmon then records an exit
+            raise ContainerRuntimeError(last_runc_error(str(cdir / "runc.log")) or msg
+                                        or "runc start failed", reason="RunContainerError")
+        conmon_pid = _read_pid(cdir / "conmon.pid")
+        return {"monitor": "conmon", "monitor_pid": conmon_pid,
+                "monitor_start_time": proc_start_time(conmon_pid), "pid": pid,
+                "pid_start_time": proc_start_time(pid), "started_at": time.time()}
+
+    async def _launch_conmon(self, rec: dict) -> tuple[int, str]:
+        """(the created container's pid, or -1 with conmon's message)."""
+        cdir = self._cdir(rec["id"])
         sync_r, sync_w = os.pipe()
         # subprocess, not the event loop's: uvloop's subprocesses ignore pass_fds
         try:
@@ -527,21 +546,10 @@ class RuncRuntime(MonitoredRuntime):
             os.close(sync_w)
         reply = await _read_sync_reply(sync_r, MONITOR_START_TIMEOUT)
         await _reap(proc)   # the first conmon exits as soon as it has forked
-        pid = int(reply.get("data", -1)) if isinstance(reply.get("data"), int) else -1
-        if pid <= 0:
-            msg = last_runc_error(str(cdir / "runc.log")) or reply.get("message") or \
-                _tail(cdir / "conmon.log") or "conmon did not start the container"
-            await self._runc("delete", "--force", cid)
-            raise ContainerRuntimeError(msg.strip(), reason="RunContainerError")
-        code, msg = await self._runc("start", cid)
-        if code != 0:
-            await self._runc("delete", "--force", cid)   # conmon then records an exit
-            raise ContainerRuntimeError(last_runc_error(str(cdir / "runc.log")) or msg
-                                        or "runc start failed", reason="RunContainerError")
-        conmon_pid = _read_pid(cdir / "conmon.pid")
-        return {"monitor": "conmon", "monitor_pid": conmon_pid,
-                "monitor_start_time": proc_start_time(conmon_pid), "pid": pid,
-                "pid_start_time": proc_start_time(pid), "started_at": time.time()}
+        pid = reply.get("data")
+        if isinstance(pid, int) and pid > 0:
+            return pid, ""
+        return -1, str(reply.get("message") or "").strip() or _tail(cdir / "conmon.log")
 
     def _conmon_args(self, rec: dict) -> list[str]:
         cid, cdir, cfg = rec["id"], self._cdir(rec["id"]), rec["config"]
