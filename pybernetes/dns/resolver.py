@@ -39,6 +39,7 @@ OUR_UDP_PAYLOAD = 1232      # EDNS buffer size we advertise (the DNS flag day va
 DNS_VERSION_TTL = 28800     # CoreDNS's TTL for TXT dns-version.D
 MAX_CNAME_CHAIN = 10
 CACHE_ENTRIES = 20000
+MAX_ROTATIONS = 8
 REVERSE_ZONES = (dns.name.from_text("in-addr.arpa"), dns.name.from_text("ip6.arpa"))
 REVERSE_SUFFIXES = (".in-addr.arpa.", ".ip6.arpa.")
 ECHOED_FLAGS = 0x7910       # opcode, RD, CD: the bits of a query a reply repeats
@@ -78,7 +79,8 @@ class Resolver:
         self.forwarder = forwarder
         self.synced = synced  # before the informers have listed, "no such name" is a guess
         self.stats = Stats()
-        self._cache: dict[tuple, bytes] = {}
+        self._cache: dict[tuple, tuple[bytes, ...]] = {}  # key -> rotations of one answer
+        self._turn = 0
         self._cache_generation = zone.generation
         self._zone_wire = zone.origin.to_wire().lower()
         self.renderer = wire.Renderer()
@@ -93,10 +95,12 @@ class Resolver:
         if qend is None:
             return None
         key = (tcp, query[2:4], query[12:qend].lower(), query[qend:])
-        hit = self._cache.get(key)
-        if hit is None:
+        variants = self._cache.get(key)
+        if variants is None:
             return None
         self.stats.cache_hits += 1
+        self._turn += 1
+        hit = variants[self._turn % len(variants)]
         return query[:2] + hit[2:12] + query[12:qend] + hit[qend:]
 
     def ours(self, query: bytes, qend: int) -> bool:
@@ -156,11 +160,13 @@ class Resolver:
         ans = await self._resolve_synced(q.name, q.qtype, q.qclass, q.text)
         flags = 0 if ans.rcode in (dns.rcode.REFUSED, dns.rcode.SERVFAIL) else wire.AA
         limit = 65535 if tcp else max(512, q.payload)
-        out = self.renderer.render(query, q, ans.rcode, flags, ans.answer, ans.authority,
-                                   ans.additional, limit, OUR_UDP_PAYLOAD)
+        variants = [self.renderer.render(query, q, ans.rcode, flags, answer, ans.authority,
+                                         ans.additional, limit, OUR_UDP_PAYLOAD)
+                    for answer in _rotations(ans.answer)]
         if ans.cacheable and generation == self.zone.generation:
-            self._remember((tcp, query[2:4], query[12:q.qend].lower(), query[q.qend:]), out)
-        return out
+            self._remember((tcp, query[2:4], query[12:q.qend].lower(), query[q.qend:]),
+                           tuple(variants))
+        return variants[0]
 
     async def _resolve_synced(self, qname: dns.name.Name, qtype: int, qclass: int,
                               text: str = "") -> Answer:
@@ -196,10 +202,10 @@ class Resolver:
         wire = _to_wire(reply, msg, tcp)
         if ans.cacheable and generation == self.zone.generation:
             self._remember((tcp, query[2:4], query[12:question_end(query)].lower(),
-                            query[question_end(query):]), wire)
+                            query[question_end(query):]), (wire,))
         return wire
 
-    def _remember(self, key: tuple, wire: bytes) -> None:
+    def _remember(self, key: tuple, wire: tuple[bytes, ...]) -> None:
         if self._cache_generation != self.zone.generation:
             self._cache.clear()
             self._cache_generation = self.zone.generation
@@ -296,6 +302,19 @@ class Resolver:
             ans.answer.append(wire.Records(qname, T_PTR, self.zone.ttl, targets))
             return ans
         return self._negative(ans, dns.rcode.NOERROR if targets else dns.rcode.NXDOMAIN)
+
+
+def _rotations(answer: list) -> list[list]:
+    """The answer with its address records in each of up to MAX_ROTATIONS orders, as
+    CoreDNS's `loadbalance` shuffles them (k3s turns it on), so clients of a headless
+    Service do not all pick the same first address; cached answers take turns."""
+    if len(answer) != 1 or not isinstance(answer[0], wire.Records) or \
+            answer[0].rdtype not in (T_A, T_AAAA) or len(answer[0].rdatas) < 2:
+        return [answer]
+    r = answer[0]
+    n = len(r.rdatas)
+    return [[wire.Records(r.name, r.rdtype, r.ttl, r.rdatas[i:] + r.rdatas[:i])]
+            for i in range(0, n, max(1, n // MAX_ROTATIONS))][:MAX_ROTATIONS]
 
 
 def _cname(target: dns.name.Name):

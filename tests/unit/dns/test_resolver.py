@@ -206,3 +206,16 @@ def test_parse_upstream():
     for bad in ("example.com", "1.2.3.4:0", "[::1]x"):
         with pytest.raises(ValueError):
             parse_upstream(bad)
+
+
+async def test_addresses_take_turns_first_as_loadbalance_does(resolver):
+    """Every endpoint of a headless service comes first now and then (the answers
+    stay cached; they rotate)."""
+    firsts = set()
+    for _ in range(6):
+        q = dns.message.make_query("nginx.default.svc.cluster.local", "A")
+        # raw order: dnspython's reader keeps the wire order
+        r = dns.message.from_wire(await resolver.handle(q.to_wire()))
+        firsts.add(list(r.answer[0])[0].to_text())
+        assert sorted(rd.to_text() for rd in r.answer[0]) == ["10.42.0.5", "10.42.0.6"]
+    assert firsts == {"10.42.0.5", "10.42.0.6"}
