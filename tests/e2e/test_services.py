@@ -1,9 +1,10 @@
 """Services end to end on a real runc node, through the whole `pybernetes server`
 (API server, controller manager with ServiceLB, scheduler, runc kubelet, nftables
-proxy), as a user of one machine sees them:
+proxy, cluster DNS), as a user of one machine sees them:
 
 - three busybox httpd replicas each answer with their own hostname; 300 `wget`s of
   the ClusterIP from a client pod reach each of them, none less than 20 % of the time;
+  the same by the Service's name through the cluster DNS;
 - the NodePort and the LoadBalancer Service answer from the host on the node address,
   and `kubectl get svc` shows EXTERNAL-IP (the node address) and `PORT:NODEPORT/TCP`;
 - a Service without endpoints refuses at once (connection refused, not a timeout);
@@ -43,6 +44,7 @@ K = 0
 S = 40 + (os.getpid() + K) % 30
 POD_CIDR = f"10.{S}.0.0/16"
 SERVICE_CIDR = f"10.{S + 160}.0.0/16"
+CLUSTER_DNS = f"10.{S + 160}.0.10"   # the server's default: the CIDR's 10th address
 NODE_PORTS = (30000 + S * 50, 30000 + S * 50 + 49)
 BRIDGE = f"pyp{os.getpid() % 100000}"
 NODE = f"e2e-svc-{os.getpid()}"
@@ -63,13 +65,16 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     try:
         oci_images.push_image(registry.url, "e2e/busybox", "1", busybox_with_tools())
         cluster = start_cluster(tmp / "server", components=(
-            "controller-manager", "scheduler", "kubelet", "proxy"), extra=[
+            "controller-manager", "scheduler", "kubelet", "proxy", "dns"), extra=[
             "--node-name", NODE, "--kubelet-runtime", "runc",
             "--cluster-cidr", POD_CIDR, "--service-cidr", SERVICE_CIDR,
             "--service-node-port-range", f"{NODE_PORTS[0]}-{NODE_PORTS[1]}",
             "--kubelet-arg", f"cni-bridge={BRIDGE}", "--kubelet-arg", f"port={free_port()}",
             "--kubelet-arg", "heartbeat-period=2",
-            "--kube-proxy-arg", f"nftables-table={TABLE}"])
+            "--kube-proxy-arg", f"nftables-table={TABLE}",
+            # names outside cluster.local go to a closed local port: nothing leaves
+            "--dns-arg", "dns-port=0", "--dns-arg", "metrics-port=0",
+            "--dns-arg", f"upstream=127.0.0.1:{free_port()}"])
         binary = kubectl_binary("1.33") or kubectl_binary()
         if binary is None:
             pytest.skip("no kubectl on this machine")
@@ -200,6 +205,17 @@ def test_cluster_ip_spreads_evenly_over_the_replicas(env: dict, hello: dict) -> 
     log.info("300 wgets of %s: %s", url, dict(answers))   # -o log_cli=true shows the spread
     assert set(answers) == set(hello["pods"]), answers
     assert sum(answers.values()) == 300, answers
+    assert min(answers.values()) >= 0.2 * 300, answers
+
+
+def test_cluster_ip_by_dns_name_spreads_too(env: dict, hello: dict) -> None:
+    kc = env["kubectl"]
+    url = "http://hello.default.svc.cluster.local/"
+    env["addresses"].add(CLUSTER_DNS)
+    wait_for("the name answers", lambda: wget_loop(kc, url, 1), 60)
+    answers = Counter(wget_loop(kc, url, 300))
+    log.info("300 wgets of %s: %s", url, dict(answers))
+    assert set(answers) == set(hello["pods"]), answers
     assert min(answers.values()) >= 0.2 * 300, answers
 
 
