@@ -153,9 +153,10 @@ class PodNetwork:
         await self.cni.del_list(self.conflist(), self._rt(cid, path, cfg, "eth0"))
         self.cni.forget(LOOPBACK_NETWORK, self._rt(cid, path, cfg, "lo"))
         if not path:
-            # portmap's rules, and bridge's ipMasq ones of attachments made before the
-            # node masqueraded (bridge removes those only for the addresses it finds
-            # on the pod's interface): with the namespace gone, they are left to sweep
+            # bridge's ipMasq rules of attachments made before the node masqueraded
+            # (bridge removes them only for the addresses it finds on the pod's
+            # interface): with the namespace gone they, and anything else tagged with
+            # this attachment, are left to sweep
             await sweep_nat_rules(self.name, cid)
 
     async def check(self, netns_path: str, cfg: SandboxConfig,
