@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import threading
+import urllib.request
 from typing import Iterator
 
 import dns.message
@@ -249,3 +250,17 @@ def test_a_restarted_server_points_kube_dns_at_its_new_port(cluster: Cluster, kc
                    lambda: (p := dns_port(kc)) != port and p, 90)
     wait_for("answers on the new port", lambda: answers(
         new, f"kube-dns.kube-system.svc.{D}") == ["10.43.0.10"], 30)
+
+
+def test_metrics_and_readiness(kc: Kubectl, port: int) -> None:
+    ask(dns_port(kc), f"web.default.svc.{D}")  # (the server may have restarted meanwhile)
+    sl = json.loads(kc("-n", "kube-system", "get", "endpointslice", "kube-dns-pybernetes",
+                       "-o", "json"))
+    metrics = next(p["port"] for p in sl["ports"] if p["name"] == "metrics")
+    base = f"http://127.0.0.1:{metrics}"
+    with urllib.request.urlopen(f"{base}/ready", timeout=5) as r:
+        assert r.read() == b"OK"
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert 'coredns_dns_requests_total{proto="udp"}' in text
+    assert 'coredns_dns_responses_total{rcode="NOERROR"}' in text
