@@ -64,12 +64,15 @@ class Stats:
         self.requests = {"udp": 0, "tcp": 0}
         self.cache_hits = 0
         self.forwarded = 0
-        self.rcodes: dict[str, int] = {}
+        self.by_rcode = [0] * 16
 
     def rcode(self, wire: bytes) -> None:
         if len(wire) > 3:
-            name = dns.rcode.to_text(wire[3] & 0x0F)
-            self.rcodes[name] = self.rcodes.get(name, 0) + 1
+            self.by_rcode[wire[3] & 0x0F] += 1
+
+    @property
+    def rcodes(self) -> dict[str, int]:
+        return {dns.rcode.to_text(code): n for code, n in enumerate(self.by_rcode) if n}
 
 
 class Resolver:

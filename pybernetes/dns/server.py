@@ -35,7 +35,9 @@ class _UDP(asyncio.DatagramProtocol):
             return
         hit = self.resolver.cached(data, False)
         if hit is not None:
-            self.resolver.stats.requests["udp"] += 1
+            stats = self.resolver.stats
+            stats.requests["udp"] += 1
+            stats.by_rcode[hit[3] & 0x0F] += 1
             self.transport.sendto(hit, addr)
             return
         if len(self.tasks) >= MAX_TASKS:
