@@ -22,18 +22,25 @@ def ensure_default_cert(path: str) -> str:
     """A self-signed certificate + key at `path`, made once and kept."""
     if os.path.exists(path):
         return path
+    cert, key = self_signed(DEFAULT_CN, "ingress.local", days=3650)
+    atomic_write(path, cert + key, 0o600)
+    return path
+
+
+def self_signed(cn: str, dns_name: str, days: int) -> tuple[bytes, bytes]:
+    """(certificate, key) as PEM: a new EC key's self-signed certificate for `cn` with
+    `dns_name` as its one SAN, valid from an hour ago (clock skew) for `days` days."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEFAULT_CN)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("ingress.local")]),
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]),
                            critical=False)
             .sign(key, hashes.SHA256()))
-    atomic_write(path, cert.public_bytes(serialization.Encoding.PEM) + _key_pem(key), 0o600)
-    return path
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
 def _key_pem(key) -> bytes:

@@ -5,7 +5,6 @@ with hand-made EndpointSlices), through the real nginx."""
 from __future__ import annotations
 
 import base64
-import datetime
 import http.client
 import json
 import os
@@ -19,6 +18,7 @@ from typing import Iterator
 
 import pytest
 
+from pybernetes.ingress.certs import self_signed
 from tests.conftest import Kubectl, free_port, kubectl_binary, start_cluster, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -242,25 +242,6 @@ spec:
     assert routed("alpha.example.com", "/") == "alpha"
 
 
-def _self_signed(host: str) -> tuple[bytes, bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
-
-
 def peer_cert(sni: str) -> bytes:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
@@ -271,7 +252,7 @@ def peer_cert(sni: str) -> bytes:
 
 def test_tls_ingress_serves_the_secrets_certificate(env, tmp_path):
     _, kubectl = env
-    crt, key = _self_signed("secure.example.com")
+    crt, key = self_signed("secure.example.com", "secure.example.com", days=1)
     (tmp_path / "tls.crt").write_bytes(crt)
     (tmp_path / "tls.key").write_bytes(key)
     kubectl("create", "secret", "tls", "secure-tls", f"--cert={tmp_path / 'tls.crt'}",
