@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .chain import Attributes, Plugin
+from .default_class import list_classes, newest_default
 
 if TYPE_CHECKING:
     from ..apiserver.state import APIState
@@ -21,12 +22,7 @@ def is_default(ingress_class: dict) -> bool:
 
 
 def default_class(classes: list[dict]) -> dict | None:
-    """The newest default class (creation time, then name), so a new default takes over."""
-    defaults = [c for c in classes if is_default(c)]
-    if not defaults:
-        return None
-    return max(defaults, key=lambda c: (c["metadata"].get("creationTimestamp") or "",
-                                        c["metadata"].get("name", "")))
+    return newest_default(classes, is_default)
 
 
 class DefaultIngressClass(Plugin):
@@ -42,15 +38,7 @@ class DefaultIngressClass(Plugin):
         if not isinstance(spec, dict) or spec.get("ingressClassName") is not None or \
                 LEGACY_CLASS_ANNOTATION in annotations:
             return
-        ic = default_class(await _ingress_classes(api))
+        ic = default_class(await list_classes(api, "networking.k8s.io", "v1", "ingressclasses"))
         if ic is not None:
             spec["ingressClassName"] = ic["metadata"]["name"]
 
-
-async def _ingress_classes(api: "APIState") -> list[dict]:
-    from ..apiserver.resource_store import ListOptions
-    rs = api.resource("networking.k8s.io", "v1", "ingressclasses")
-    if rs is None:
-        return []
-    items, _ = await rs.list("", ListOptions(resource_version=""))
-    return items

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..api.storage import is_default_class
 from .chain import Attributes, Plugin
+from .default_class import list_classes, newest_default
 
 if TYPE_CHECKING:
     from ..apiserver.state import APIState
@@ -16,13 +17,7 @@ BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 
 def default_class(classes: list[dict]) -> dict | None:
-    """The newest default class (upstream picks the most recently created one, then
-    the name, so that adding a new default takes over)."""
-    defaults = [sc for sc in classes if is_default_class(sc)]
-    if not defaults:
-        return None
-    return max(defaults, key=lambda sc: (sc["metadata"].get("creationTimestamp") or "",
-                                         sc["metadata"].get("name", "")))
+    return newest_default(classes, is_default_class)
 
 
 class DefaultStorageClass(Plugin):
@@ -38,15 +33,7 @@ class DefaultStorageClass(Plugin):
         if not isinstance(spec, dict) or "storageClassName" in spec and \
                 spec["storageClassName"] is not None or BETA_CLASS_ANNOTATION in annotations:
             return
-        sc = default_class(await _storage_classes(api))
+        sc = default_class(await list_classes(api, "storage.k8s.io", "v1", "storageclasses"))
         if sc is not None:
             spec["storageClassName"] = sc["metadata"]["name"]
 
-
-async def _storage_classes(api: "APIState") -> list[dict]:
-    from ..apiserver.resource_store import ListOptions
-    rs = api.resource("storage.k8s.io", "v1", "storageclasses")
-    if rs is None:
-        return []
-    items, _ = await rs.list("", ListOptions(resource_version=""))
-    return items
