@@ -25,6 +25,7 @@ from aiohttp import web
 from ..api.strategy import Registry, Strategy
 from ..machinery import schema
 from ..machinery.errors import StatusError
+from ..machinery.protobuf import encode_bytes_field as _len, encode_varint as _varint
 from .discovery import CachedDocuments, subresource_info
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -498,23 +499,6 @@ class OpenAPIDocuments(CachedDocuments):
 
 PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 PROTOBUF_V2_ALIASES = (PROTOBUF_V2, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    n &= (1 << 64) - 1  # negative int64s travel as 10-byte two's complement
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _len(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
 
 
 def _str(field: int, value: str) -> bytes:

@@ -2,14 +2,16 @@
 upstream's prober speaks it — connect to podIP:port without TLS, ask for `service`,
 SERVING is success, anything else a failure with upstream's wording.
 
-The two messages are one field each, so they are encoded here by hand instead of
-pulling in generated protobuf code; grpcio (already here for the etcd client) carries
-the call, imported only when a gRPC probe first runs."""
+The two messages are one field each, so machinery/protobuf's wire-format helpers
+encode them instead of generated protobuf code; grpcio (already here for the etcd
+client) carries the call, imported only when a gRPC probe first runs."""
 from __future__ import annotations
 
 import asyncio
 import time
 from typing import Any
+
+from ..machinery import protobuf
 
 CHECK_METHOD = "/grpc.health.v1.Health/Check"
 # grpc.health.v1.HealthCheckResponse.ServingStatus
@@ -17,62 +19,17 @@ SERVING_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKN
 SERVING = 1
 
 
-class DecodeError(ValueError):
-    pass
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise DecodeError("truncated varint")
-        b = buf[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, i
-
-
 def encode_request(service: str) -> bytes:
     """HealthCheckRequest{service = 1 (string)}; an empty service is an empty message."""
-    data = service.encode()
-    return b"\x0a" + _varint(len(data)) + data if data else b""
+    return protobuf.encode_bytes_field(1, service.encode()) if service else b""
 
 
 def decode_response(buf: bytes) -> int:
     """HealthCheckResponse's status (field 1, enum); unknown fields are skipped."""
-    status, i = 0, 0
-    while i < len(buf):
-        key, i = _read_varint(buf, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _read_varint(buf, i)
-            if field == 1:
-                status = value
-        elif wire == 1:
-            i += 8
-        elif wire == 2:
-            length, i = _read_varint(buf, i)
-            i += length
-        elif wire == 5:
-            i += 4
-        else:
-            raise DecodeError(f"unsupported wire type {wire}")
-        if i > len(buf):
-            raise DecodeError("truncated field")
+    status = 0
+    for number, wire, value in protobuf.iter_fields(buf):
+        if number == 1 and wire == 0:
+            status = value
     return status
 
 
@@ -115,7 +72,7 @@ async def grpc_probe(host: str, port: int, service: str, timeout: float,
                            f"{_go_code(e.code())} desc = {e.details()}")
     try:
         status = decode_response(raw)
-    except DecodeError as e:
+    except protobuf.Malformed as e:
         return False, f"error: health rpc probe failed: {e}"
     if status != SERVING:
         return False, f'service unhealthy (responded with "{SERVING_STATUS.get(status, status)}")'

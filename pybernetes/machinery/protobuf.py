@@ -34,7 +34,7 @@ _ZERO_TIME_SECONDS = -62135596800  # Go's time.Time{} as Unix seconds
 _VARINT_TYPES = {"int32", "int64", "uint32", "uint64", "bool", "sint32", "sint64"}
 
 
-class _Malformed(Exception):
+class Malformed(Exception):
     """Raised inside the reader; decode() turns it into a 400."""
 
 
@@ -52,7 +52,7 @@ def decode(raw: bytes) -> dict:
         if name is None:
             raise errors.unsupported_media_type(MEDIA_TYPE)
         body = _message(name, envelope["raw"])
-    except _Malformed as e:
+    except Malformed as e:
         raise errors.bad_request(f"unable to decode protobuf body: {e}") from None
     except RecursionError:  # RawExtensions nested without end
         raise errors.bad_request("unable to decode protobuf body: nested too deeply") from None
@@ -85,9 +85,9 @@ def _schema() -> dict:
 
 def _unknown(buf: bytes) -> dict:
     out = {"apiVersion": "", "kind": "", "raw": b"", "contentEncoding": ""}
-    for number, wire, value in _fields(buf):
+    for number, wire, value in iter_fields(buf):
         if number == 1 and wire == 2:
-            for n, w, v in _fields(value):
+            for n, w, v in iter_fields(value):
                 if n in (1, 2) and w == 2:
                     out["apiVersion" if n == 1 else "kind"] = _text(v)
         elif number == 2 and wire == 2:
@@ -97,13 +97,31 @@ def _unknown(buf: bytes) -> dict:
     return out
 
 
-# ---- wire format ------------------------------------------------------------------------
+# ---- wire format (also what the gRPC probe and the OpenAPI v2 encoder use) ----------------
 
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
+def encode_varint(n: int) -> bytes:
+    out = bytearray()
+    n &= (1 << 64) - 1  # negative int64s travel as 10-byte two's complement
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def encode_bytes_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (string, bytes, embedded message)."""
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+
+
+def read_varint(buf: bytes, i: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if i >= len(buf) or shift > 63:
-            raise _Malformed("truncated or overlong varint")
+            raise Malformed("truncated or overlong varint")
         b = buf[i]
         i += 1
         result |= (b & 0x7F) << shift
@@ -112,28 +130,28 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
+def iter_fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value) of each field; length-delimited values as bytes."""
     i, end = 0, len(buf)
     while i < end:
-        key, i = _varint(buf, i)
+        key, i = read_varint(buf, i)
         number, wire = key >> 3, key & 7
         if number == 0:
-            raise _Malformed("field number 0")
+            raise Malformed("field number 0")
         if wire == 0:
-            value, i = _varint(buf, i)
+            value, i = read_varint(buf, i)
         elif wire == 2:
-            size, i = _varint(buf, i)
+            size, i = read_varint(buf, i)
             if i + size > end:
-                raise _Malformed("length-delimited field runs past the end")
+                raise Malformed("length-delimited field runs past the end")
             value, i = buf[i:i + size], i + size
         elif wire in (1, 5):
             width = 8 if wire == 1 else 4
             if i + width > end:
-                raise _Malformed("truncated fixed-width field")
+                raise Malformed("truncated fixed-width field")
             value, i = buf[i:i + width], i + width
         else:
-            raise _Malformed(f"unsupported wire type {wire}")
+            raise Malformed(f"unsupported wire type {wire}")
         yield number, wire, value
 
 
@@ -170,12 +188,12 @@ def _scalar(kind: str, wire: int, value: Any) -> Any:
     if kind in ("float", "fixed32", "sfixed32"):
         _expect(wire, 5, kind)
         return struct.unpack("<" + {"float": "f", "fixed32": "I", "sfixed32": "i"}[kind], value)[0]
-    raise _Malformed(f"unknown scalar type {kind}")
+    raise Malformed(f"unknown scalar type {kind}")
 
 
 def _expect(wire: int, want: int, kind: str) -> None:
     if wire != want:
-        raise _Malformed(f"wire type {wire} for a {kind} field")
+        raise Malformed(f"wire type {wire} for a {kind} field")
 
 
 def _packed(kind: str, value: bytes) -> list:
@@ -183,12 +201,12 @@ def _packed(kind: str, value: bytes) -> list:
     out, i = [], 0
     if kind in _VARINT_TYPES:
         while i < len(value):
-            v, i = _varint(value, i)
+            v, i = read_varint(value, i)
             out.append(_scalar(kind, 0, v))
         return out
     width = 8 if kind in ("double", "fixed64", "sfixed64") else 4
     if len(value) % width:
-        raise _Malformed(f"packed {kind} field has a partial element")
+        raise Malformed(f"packed {kind} field has a partial element")
     wire = 1 if width == 8 else 5
     return [_scalar(kind, wire, value[j:j + width]) for j in range(0, len(value), width)]
 
@@ -223,9 +241,9 @@ def _message(name: str, buf: bytes) -> Any:
     schema = _schema()
     table = schema["messages"].get(name)
     if table is None:
-        raise _Malformed(f"no schema for message {name}")
+        raise Malformed(f"no schema for message {name}")
     values: dict[int, Any] = {}
-    for number, wire, value in _fields(buf):
+    for number, wire, value in iter_fields(buf):
         field = table.get(number)
         if field is not None:  # unknown fields are skipped, as gogo does
             _collect(values, number, field, wire, value)
@@ -256,7 +274,7 @@ def _collect(values: dict[int, Any], number: int, field: tuple, wire: int, value
 
 def _map_entry(kind: str, buf: bytes) -> tuple[str, Any]:
     key, val, seen = "", None, False
-    for number, wire, value in _fields(buf):
+    for number, wire, value in iter_fields(buf):
         if number == 1:
             _expect(wire, 2, "map key")
             key = _text(value)
@@ -297,7 +315,7 @@ def _emit(out: dict, name: str, kind: str, flags: str, present: bool, value: Any
 def _numbers(buf: bytes, texts: tuple[int, ...] = ()) -> dict[int, Any]:
     """Fields of a small special message: `texts` are length-delimited, the rest varints."""
     out = {}
-    for number, wire, value in _fields(buf):
+    for number, wire, value in iter_fields(buf):
         _expect(wire, 2 if number in texts else 0, "special message")
         out[number] = value
     return out
@@ -313,7 +331,7 @@ def _time(buf: bytes, micro: bool) -> str | None:
     try:
         t = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(seconds=seconds)
     except OverflowError:
-        raise _Malformed("time out of range") from None
+        raise Malformed("time out of range") from None
     text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
     return f"{text}.{nanos // 1000:06d}Z" if micro else f"{text}Z"
 
@@ -368,7 +386,7 @@ def _embedded_json(buf: bytes) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
-        raise _Malformed("embedded object is not valid JSON") from None
+        raise Malformed("embedded object is not valid JSON") from None
 
 
 _SPECIAL: dict[str, Callable[[bytes], Any]] = {
