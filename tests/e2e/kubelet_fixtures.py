@@ -1,6 +1,7 @@
 """Shared pieces of the real-kubelet e2e tests (test_kubelet_runc.py,
-test_kubelet_lifecycle.py): the kubelet as its own process, a module's cluster +
-registry + node, polling, pod manifests and the by-id cleanup of anything a failed
+test_kubelet_lifecycle.py, and the whole-server runc modules): the kubelet as its own
+process or a whole server with a runc node (runc_server), a module's cluster + registry +
+node, polling, pod manifests and the by-id cleanup of anything a failed
 test left on the machine. Each test module passes its own bridge, subnet and node
 name so two modules never share network state."""
 from __future__ import annotations
@@ -16,7 +17,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import pytest
 
@@ -233,3 +234,64 @@ def runc_node(tmp: Path, net: NodeNet, delete: str = "pods") -> Iterator[dict]:
             cluster.stop()
         registry.stop()
         force_cleanup(tmp / "kubelet", net)
+
+
+def busybox_with(applets: Sequence[str]) -> oci_images.Image:
+    """The test busybox's base layer plus these applets, as a one-layer image."""
+    base = oci_images.busybox_base_layer()
+    for applet in applets:
+        base.symlink(f"bin/{applet}", "busybox")
+    layer = base.build()
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}}
+    return oci_images.Image([layer], config, False)
+
+
+@contextmanager
+def runc_server(tmp: Path, net: NodeNet, components: Sequence[str] = (),
+                extra: Sequence[str] = (), applets: Sequence[str] = (),
+                delete: Sequence[str] = ("deployments,pods",)) -> Iterator[dict]:
+    """One `pybernetes server` as a user runs it on one machine: a real registry holding
+    the busybox test image (with `applets` added, if any) and the server's controller
+    manager, scheduler and runc kubelet on `net`'s node name, bridge and 10.<subnet>.0.0/16,
+    plus `components` and `extra` server flags. Yields {tmp, registry, cluster, kubectl,
+    image, root} once the node is Ready; on the way out `kubectl delete <delete> --all`,
+    stops everything and removes whatever the node left behind."""
+    registry = oci_images.start_registry(tmp / "registry", free_port())
+    cluster = None
+    root = tmp / "server" / "kubelet"
+    try:
+        image = busybox_with(applets) if applets else oci_images.busybox_image()
+        oci_images.push_image(registry.url, "e2e/busybox", "1", image)
+        cluster = start_cluster(tmp / "server", components=(
+            "controller-manager", "scheduler", "kubelet", *components), extra=[
+            "--node-name", net.node, "--kubelet-runtime", "runc",
+            "--cluster-cidr", f"10.{net.subnet}.0.0/16",
+            "--kubelet-arg", f"cni-bridge={net.bridge}", "--kubelet-arg", f"port={free_port()}",
+            "--kubelet-arg", "heartbeat-period=2", *extra])
+        binary = kubectl_binary("1.33") or kubectl_binary()
+        if binary is None:
+            pytest.skip("no kubectl on this machine")
+        kc = Kubectl(binary, cluster.kubeconfig)
+        wait_node_ready(kc, net.node, 90)
+        yield {"tmp": tmp, "registry": registry, "cluster": cluster, "kubectl": kc,
+               "image": f"{registry.host}/e2e/busybox:1", "root": root}
+    finally:
+        if cluster is not None:
+            Kubectl(kubectl_binary() or "kubectl", cluster.kubeconfig).run(
+                "delete", *delete, "--all", "--grace-period=1", "--wait=true",
+                "--timeout=60s", check=False, timeout=90)
+            cluster.stop()
+        registry.stop()
+        force_cleanup(root, net)
+
+
+def remove_proxy_leftovers(table: str, service_cidr: str, pod_cidr: str) -> None:
+    """Only if a server's proxy died without cleaning up after itself: its nftables table
+    and the routes it adds for the service CIDR (local table) and the pod CIDR."""
+    if subprocess.run(["nft", "list", "table", "ip", table], capture_output=True).returncode == 0:
+        subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
+    subprocess.run(["ip", "route", "del", "local", service_cidr, "dev", "lo", "table", "local"],
+                   capture_output=True)
+    subprocess.run(["ip", "route", "del", "unreachable", pod_cidr], capture_output=True)

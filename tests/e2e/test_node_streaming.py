@@ -19,11 +19,10 @@ from typing import Iterator
 
 import pytest
 
-from tests import oci_images
-from tests.conftest import Kubectl, free_port, kubectl_binary, start_cluster
+from tests.conftest import Kubectl, free_port, kubectl_binary
 from tests.e2e.kubelet_fixtures import (
     REQUIREMENTS, NodeNet, apply, container_ids, container_state, force_cleanup, http_get,
-    in_phase, pod, pod_json, processes_with, wait_for, wait_node_ready,
+    in_phase, pod, pod_json, processes_with, runc_server, wait_for,
 )
 
 pytestmark = REQUIREMENTS
@@ -37,45 +36,11 @@ NET = NodeNet(NODE, BRIDGE, SUBNET)
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    tmp = tmp_path_factory.mktemp("node-streaming")
-    registry = oci_images.start_registry(tmp / "registry", free_port())
-    cluster = None
-    root = tmp / "server" / "kubelet"
-    try:
-        oci_images.push_image(registry.url, "e2e/busybox", "1", busybox_with_tools())
-        cluster = start_cluster(tmp / "server", components=(
-            "controller-manager", "scheduler", "kubelet"), extra=[
-            "--node-name", NODE, "--kubelet-runtime", "runc",
-            "--cluster-cidr", f"10.{SUBNET}.0.0/16",
-            "--kubelet-arg", f"cni-bridge={BRIDGE}", "--kubelet-arg", f"port={free_port()}",
-            "--kubelet-arg", "heartbeat-period=2", "--kubelet-arg", "crash-loop-backoff-max=2"])
-        binary = kubectl_binary("1.33") or kubectl_binary()
-        if binary is None:
-            pytest.skip("no kubectl on this machine")
-        kc = Kubectl(binary, cluster.kubeconfig)
-        wait_node_ready(kc, NODE)
-        yield {"tmp": tmp, "cluster": cluster, "kubectl": kc, "root": root,
-               "image": f"{registry.host}/e2e/busybox:1", "seen": set()}
-    finally:
-        if cluster is not None:
-            Kubectl(kubectl_binary() or "kubectl", cluster.kubeconfig).run(
-                "delete", "deployments,pods", "--all", "--wait=true", "--timeout=40s",
-                check=False, timeout=60)
-            cluster.stop()
-        registry.stop()
-        force_cleanup(root, NET)
-
-
-def busybox_with_tools() -> oci_images.Image:
-    """The test busybox plus the applets kubectl cp (tar) and these tests (tr) use."""
-    base = oci_images.busybox_base_layer()
-    for applet in ("tar", "tr"):
-        base.symlink(f"bin/{applet}", "busybox")
-    layer = base.build()
-    config = {"architecture": "amd64", "os": "linux",
-              "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
-              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}}
-    return oci_images.Image([layer], config, False)
+    # the applets kubectl cp (tar) and these tests (tr) use
+    with runc_server(tmp_path_factory.mktemp("node-streaming"), NET, applets=("tar", "tr"),
+                     extra=["--kubelet-arg", "crash-loop-backoff-max=2"]) as env:
+        env["seen"] = set()
+        yield env
 
 
 def kubectl(env: dict, version: str) -> Kubectl:
