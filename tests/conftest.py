@@ -174,9 +174,12 @@ def start_cluster(data_dir: Path, port: int | None = None, extra: list[str] | No
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A fresh server per test module (SQLite store)."""
-    c = start_cluster(tmp_path_factory.mktemp("cluster"))
+def cluster(tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A fresh server per test module (SQLite store): the API server plus the components
+    the module names in CLUSTER_COMPONENTS, if any."""
+    c = start_cluster(tmp_path_factory.mktemp("cluster"),
+                      components=getattr(request.module, "CLUSTER_COMPONENTS", ()))
     try:
         yield c
     finally:
