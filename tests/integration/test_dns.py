@@ -20,7 +20,7 @@ import dns.reversename
 import pytest
 
 from pybernetes.dns.fake_upstream import FakeUpstream
-from tests.conftest import Cluster, Kubectl, kubectl_binary, start_cluster, wait_for
+from tests.conftest import Cluster, Kubectl, start_cluster, wait_for
 
 pytestmark = pytest.mark.kubectl
 D = "cluster.local"
@@ -121,11 +121,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, upstream) -> Iterator[Clus
 
 
 @pytest.fixture(scope="module")
-def kc(cluster: Cluster) -> Kubectl:
-    binary = kubectl_binary("1.33") or kubectl_binary()
-    if binary is None:
-        pytest.skip("no kubectl on this machine")
-    return Kubectl(binary, cluster.kubeconfig)
+def kc(kubectl: Kubectl) -> Kubectl:
+    return kubectl   # conftest's, on this module's cluster
 
 
 def dns_port(kc: Kubectl) -> int:

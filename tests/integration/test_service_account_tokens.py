@@ -8,38 +8,25 @@ import base64
 import json
 import time
 from pathlib import Path
-from typing import Iterator
 
 import jwt
 import pytest
 import yaml
 
-from tests.conftest import Cluster, Kubectl, kubectl_binary, start_cluster, wait_for
+from tests.conftest import Cluster, Kubectl, kubectl_binary, wait_for
 
 API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                 "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+CLUSTER_COMPONENTS = ("controller-manager",)   # for conftest's cluster fixture
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("sa-tokens"), components=("controller-manager",))
-    try:
-        wait_for("the default ServiceAccount and kube-root-ca.crt", lambda: (
-            c.json("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200 and
-            c.json("GET", "/api/v1/namespaces/default/configmaps/kube-root-ca.crt")[0] == 200))
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def kubectl(cluster: Cluster) -> Kubectl:
-    binary = kubectl_binary("1.33") or kubectl_binary()
-    if binary is None:
-        pytest.skip("no kubectl on this machine")
-    return Kubectl(binary, cluster.kubeconfig)
+@pytest.fixture(scope="module", autouse=True)
+def root_ca_published(cluster: Cluster) -> None:
+    """start_cluster waits for the default ServiceAccount; pods also mount the CA."""
+    wait_for("kube-root-ca.crt in default", lambda: cluster.json(
+        "GET", "/api/v1/namespaces/default/configmaps/kube-root-ca.crt")[0] == 200)
 
 
 def claims_of(token: str) -> dict:

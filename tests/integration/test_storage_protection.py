@@ -11,28 +11,11 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, Kubectl, kubectl_binary, start_cluster, wait_for
+from tests.conftest import Cluster, Kubectl, wait_for
 
 PVC_FINALIZER = "kubernetes.io/pvc-protection"
 PV_FINALIZER = "kubernetes.io/pv-protection"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("storage-protection"),
-                      components=("controller-manager",))
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def kubectl(cluster: Cluster) -> Kubectl:
-    binary = kubectl_binary("1.33") or kubectl_binary()
-    if binary is None:
-        pytest.skip("no kubectl on this machine")
-    return Kubectl(binary, cluster.kubeconfig)
+CLUSTER_COMPONENTS = ("controller-manager",)   # for conftest's cluster fixture
 
 
 @pytest.fixture

@@ -5,34 +5,16 @@ kubelet's delegated authentication) asks kube-apiserver."""
 from __future__ import annotations
 
 import json
-from typing import Iterator
 
 import pytest
 import yaml
 
-from tests.conftest import Cluster, Kubectl, kubectl_binary, start_cluster, wait_for
+from tests.conftest import Cluster, Kubectl, kubectl_binary
 
 API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("token-review"), components=("controller-manager",))
-    try:
-        wait_for("the default ServiceAccount", lambda: c.json(
-            "GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200)
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def kubectl(cluster: Cluster) -> Kubectl:
-    binary = kubectl_binary("1.33") or kubectl_binary()
-    if binary is None:
-        pytest.skip("no kubectl on this machine")
-    return Kubectl(binary, cluster.kubeconfig)
+# conftest's cluster fixture; start_cluster waits for the default ServiceAccount
+CLUSTER_COMPONENTS = ("controller-manager",)
 
 
 def review(kubectl: Kubectl, token: str, audiences: list[str] | None = None) -> dict:
