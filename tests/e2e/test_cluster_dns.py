@@ -27,9 +27,10 @@ from typing import Iterator
 
 import pytest
 
-from tests import oci_images
-from tests.conftest import Kubectl, free_port, kubectl_binary, start_cluster
-from tests.e2e.kubelet_fixtures import REQUIREMENTS, NodeNet, force_cleanup, wait_for
+from tests.conftest import Kubectl
+from tests.e2e.kubelet_fixtures import (
+    REQUIREMENTS, NodeNet, remove_proxy_leftovers, runc_server, wait_for,
+)
 from tests.integration.test_dns import ThreadedUpstream
 
 pytestmark = REQUIREMENTS + [
@@ -49,70 +50,30 @@ APPLETS = ("nslookup", "timeout", "grep")
 D = "cluster.local"
 
 
-def busybox_with_tools() -> oci_images.Image:
-    base = oci_images.busybox_base_layer()
-    for applet in APPLETS:
-        base.symlink(f"bin/{applet}", "busybox")
-    layer = base.build()
-    config = {"architecture": "amd64", "os": "linux",
-              "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
-              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}}
-    return oci_images.Image([layer], config, False)
-
-
-def _remove_proxy_leftovers() -> None:
-    """Only if the proxy died without cleaning up after itself."""
-    if subprocess.run(["nft", "list", "table", "ip", TABLE], capture_output=True).returncode == 0:
-        subprocess.run(["nft", "delete", "table", "ip", TABLE], capture_output=True)
-    subprocess.run(["ip", "route", "del", "local", SERVICE_CIDR, "dev", "lo", "table", "local"],
-                   capture_output=True)
-    subprocess.run(["ip", "route", "del", "unreachable", POD_CIDR], capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    tmp = tmp_path_factory.mktemp("cluster-dns")
-    registry = oci_images.start_registry(tmp / "registry", free_port())
     upstream = ThreadedUpstream()
-    cluster = None
     try:
-        oci_images.push_image(registry.url, "e2e/busybox", "1", busybox_with_tools())
-        cluster = start_cluster(tmp / "server", components=(
-            "controller-manager", "scheduler", "kubelet", "proxy", "dns"), extra=[
-            "--node-name", NODE, "--kubelet-runtime", "runc",
-            "--cluster-cidr", POD_CIDR, "--service-cidr", SERVICE_CIDR,
-            "--service-node-port-range", f"{NODE_PORTS[0]}-{NODE_PORTS[1]}",
-            "--kubelet-arg", f"cni-bridge={BRIDGE}", "--kubelet-arg", f"port={free_port()}",
-            "--kubelet-arg", "heartbeat-period=2",
-            "--kube-proxy-arg", f"nftables-table={TABLE}",
-            "--dns-arg", "dns-port=0", "--dns-arg", "metrics-port=0",
-            "--dns-arg", f"upstream=127.0.0.1:{upstream.fake.port}"])
-        binary = kubectl_binary("1.33") or kubectl_binary()
-        if binary is None:
-            pytest.skip("no kubectl on this machine")
-        kc = Kubectl(binary, cluster.kubeconfig)
-        wait_for(f"node {NODE} Ready", lambda: "True" in kc.run(
-            "get", "node", NODE, "-o",
-            "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout,
-            90)
-        image = f"{registry.host}/e2e/busybox:1"
-        kc("apply", "-f", "-", input=manifests(image))
-        try:
-            wait_for("client, web-0, web-1 and hello Ready", lambda: ready_count(kc) == 5, 180)
-        except AssertionError:
-            print(kc("get", "pods", "-A", "-o", "wide"), kc("get", "events", "-A"))
-            raise
-        yield {"cluster": cluster, "kubectl": kc, "image": image, "upstream": upstream}
+        with runc_server(tmp_path_factory.mktemp("cluster-dns"), NET, ("proxy", "dns"), [
+                "--service-cidr", SERVICE_CIDR,
+                "--service-node-port-range", f"{NODE_PORTS[0]}-{NODE_PORTS[1]}",
+                "--kube-proxy-arg", f"nftables-table={TABLE}",
+                "--dns-arg", "dns-port=0", "--dns-arg", "metrics-port=0",
+                "--dns-arg", f"upstream=127.0.0.1:{upstream.fake.port}"], APPLETS,
+                delete=("statefulsets,deployments,pods", "--all-namespaces")) as env:
+            kc = env["kubectl"]
+            kc("apply", "-f", "-", input=manifests(env["image"]))
+            try:
+                wait_for("client, web-0, web-1 and hello Ready", lambda: ready_count(kc) == 5,
+                         180)
+            except AssertionError:
+                print(kc("get", "pods", "-A", "-o", "wide"), kc("get", "events", "-A"))
+                raise
+            env["upstream"] = upstream
+            yield env
     finally:
-        if cluster is not None:
-            Kubectl(kubectl_binary() or "kubectl", cluster.kubeconfig).run(
-                "delete", "statefulsets,deployments,pods", "--all", "--all-namespaces",
-                "--grace-period=1", "--wait=true", "--timeout=60s", check=False, timeout=90)
-            cluster.stop()
-        registry.stop()
         upstream.stop()
-        force_cleanup(tmp / "server" / "kubelet", NET)
-        _remove_proxy_leftovers()
+        remove_proxy_leftovers(TABLE, SERVICE_CIDR, POD_CIDR)
 
 
 def manifests(image: str) -> str:
