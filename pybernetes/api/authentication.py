@@ -32,33 +32,39 @@ def check_kind(obj: dict, strategy: Strategy) -> None:
                                  f"expected API version ({strategy.api_version()})")
 
 
-class SelfSubjectReviewStrategy(Strategy):
-    group, version = "authentication.k8s.io", "v1"
-    kind, plural = "SelfSubjectReview", "selfsubjectreviews"
+class ReviewStrategy(Strategy):
+    """A review (here and in authorization.k8s.io): only ever created, answered, never
+    stored."""
     namespaced = False
     verbs = ("create",)
     virtual = True
 
-    async def handle_create(self, obj: dict, user: dict, api: Any = None) -> dict:
-        check_kind(obj, self)
+    def answer(self, obj: dict, **fields: Any) -> dict:
+        """The reply: the request's metadata (creationTimestamp null, as upstream
+        writes it) and `fields` (spec, status)."""
         md = dict(obj.get("metadata") or {})
         md["creationTimestamp"] = None
         return {"kind": self.kind, "apiVersion": self.api_version(), "metadata": md,
-                "status": {"userInfo": user_info(user)}}
+                **fields}
 
 
-class TokenReviewStrategy(Strategy):
+class SelfSubjectReviewStrategy(ReviewStrategy):
+    group, version = "authentication.k8s.io", "v1"
+    kind, plural = "SelfSubjectReview", "selfsubjectreviews"
+
+    async def handle_create(self, obj: dict, user: dict, api: Any = None) -> dict:
+        check_kind(obj, self)
+        return self.answer(obj, status={"userInfo": user_info(user)})
+
+
+class TokenReviewStrategy(ReviewStrategy):
     group, version = "authentication.k8s.io", "v1"
     kind, plural = "TokenReview", "tokenreviews"
-    namespaced = False
-    verbs = ("create",)
-    virtual = True
 
     async def handle_create(self, obj: dict, user: dict, api: Any = None) -> dict:
         from ..apiserver.serviceaccount_tokens import review_token
         check_kind(obj, self)
-        md = dict(obj.get("metadata") or {})
-        if md.get("namespace"):
+        if (obj.get("metadata") or {}).get("namespace"):
             raise errors.bad_request("namespace is not allowed on this type")
         spec = obj.get("spec") or {}
         if not spec.get("token"):
@@ -71,9 +77,7 @@ class TokenReviewStrategy(Strategy):
             status["audiences"] = audiences
         if error:
             status["error"] = error
-        md["creationTimestamp"] = None
-        return {"kind": self.kind, "apiVersion": self.api_version(), "metadata": md,
-                "spec": spec, "status": status}
+        return self.answer(obj, spec=spec, status=status)
 
 
 STRATEGIES = [SelfSubjectReviewStrategy(), TokenReviewStrategy()]

@@ -11,8 +11,7 @@ from typing import Any, Callable
 
 from ..machinery import errors
 from ..machinery.errors import FieldError
-from .authentication import check_kind
-from .strategy import Strategy
+from .authentication import ReviewStrategy, check_kind
 
 MASTERS = "system:masters"
 Decider = Callable[[dict, dict], "tuple[bool, str]"]
@@ -39,25 +38,19 @@ def validate_review_spec(spec: dict) -> list[FieldError]:
     return []
 
 
-def _answer(strategy: Strategy, obj: dict, user: dict) -> dict:
+def _answer(strategy: ReviewStrategy, obj: dict, user: dict) -> dict:
     spec = obj.get("spec") or {}
     attrs = spec.get("resourceAttributes") or spec.get("nonResourceAttributes") or {}
     allowed, reason = decide(user, attrs)
     status: dict = {"allowed": allowed}
     if reason:
         status["reason"] = reason
-    md = dict(obj.get("metadata") or {})
-    md["creationTimestamp"] = None
-    return {"kind": strategy.kind, "apiVersion": strategy.api_version(), "metadata": md,
-            "spec": spec, "status": status}
+    return strategy.answer(obj, spec=spec, status=status)
 
 
-class SelfSubjectAccessReviewStrategy(Strategy):
+class SelfSubjectAccessReviewStrategy(ReviewStrategy):
     group, version = "authorization.k8s.io", "v1"
     kind, plural = "SelfSubjectAccessReview", "selfsubjectaccessreviews"
-    namespaced = False
-    verbs = ("create",)
-    virtual = True
 
     async def handle_create(self, obj: dict, user: dict, api: Any = None) -> dict:
         check_kind(obj, self)
@@ -67,12 +60,9 @@ class SelfSubjectAccessReviewStrategy(Strategy):
         return _answer(self, obj, user)
 
 
-class SubjectAccessReviewStrategy(Strategy):
+class SubjectAccessReviewStrategy(ReviewStrategy):
     group, version = "authorization.k8s.io", "v1"
     kind, plural = "SubjectAccessReview", "subjectaccessreviews"
-    namespaced = False
-    verbs = ("create",)
-    virtual = True
 
     async def handle_create(self, obj: dict, user: dict, api: Any = None) -> dict:
         check_kind(obj, self)
