@@ -10,7 +10,6 @@ Isolation (two e2e modules may run at once): S = 40 + (pid + 20) % 30 picks pod 
 this process's own."""
 from __future__ import annotations
 
-import datetime
 import http.client
 import json
 import os
@@ -21,9 +20,9 @@ from typing import Iterator
 
 import pytest
 
-from tests import oci_images
-from tests.conftest import Kubectl, free_port, kubectl_binary, start_cluster
-from tests.e2e.kubelet_fixtures import REQUIREMENTS, NodeNet, force_cleanup, wait_for
+from pybernetes.ingress.certs import self_signed
+from tests.conftest import free_port
+from tests.e2e.kubelet_fixtures import REQUIREMENTS, NodeNet, runc_server, wait_for
 
 pytestmark = REQUIREMENTS + [pytest.mark.skipif(
     not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"),
@@ -31,7 +30,6 @@ pytestmark = REQUIREMENTS + [pytest.mark.skipif(
 
 K = 20
 S = 40 + (os.getpid() + K) % 30
-POD_CIDR = f"10.{S}.0.0/16"
 SERVICE_CIDR = f"10.{S + 160}.0.0/16"
 NODE_PORTS = (30000 + S * 50, 30000 + S * 50 + 49)
 BRIDGE = f"pyi{os.getpid() % 100000}"
@@ -76,44 +74,19 @@ TWO_HOSTS = {
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    tmp = tmp_path_factory.mktemp("ingress-e2e")
-    registry = oci_images.start_registry(tmp / "registry", free_port())
-    cluster = None
-    try:
-        oci_images.push_image(registry.url, "e2e/busybox", "1", oci_images.busybox_image())
-        cluster = start_cluster(tmp / "server", components=(
-            "controller-manager", "scheduler", "kubelet", "ingress"), extra=[
-            "--node-name", NODE, "--kubelet-runtime", "runc",
-            "--cluster-cidr", POD_CIDR, "--service-cidr", SERVICE_CIDR,
+    with runc_server(tmp_path_factory.mktemp("ingress-e2e"), NET, ("ingress",), [
+            "--service-cidr", SERVICE_CIDR,
             "--service-node-port-range", f"{NODE_PORTS[0]}-{NODE_PORTS[1]}",
-            "--kubelet-arg", f"cni-bridge={BRIDGE}", "--kubelet-arg", f"port={free_port()}",
-            "--kubelet-arg", "heartbeat-period=2",
             "--ingress-arg", f"http-port={HTTP}", "--ingress-arg", f"https-port={HTTPS}",
-            "--ingress-arg", "bind-address=127.0.0.1"])
-        binary = kubectl_binary("1.33") or kubectl_binary()
-        if binary is None:
-            pytest.skip("no kubectl on this machine")
-        kc = Kubectl(binary, cluster.kubeconfig)
-        wait_for(f"node {NODE} Ready", lambda: "True" in kc.run(
-            "get", "node", NODE, "-o",
-            "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout,
-            90)
-        image = f"{registry.host}/e2e/busybox:1"
+            "--ingress-arg", "bind-address=127.0.0.1"]) as env:
+        kc, image = env["kubectl"], env["image"]
         objs = [deployment("alpha", image), deployment("beta", image),
                 service("alpha", 80, "http"), service("beta", 8080, "web"), TWO_HOSTS]
         kc("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                   "items": objs}))
         for name in ("alpha", "beta"):
             kc("rollout", "status", f"deployment/{name}", "--timeout=150s", timeout=160)
-        yield {"cluster": cluster, "kubectl": kc, "tmp": tmp}
-    finally:
-        if cluster is not None:
-            Kubectl(kubectl_binary() or "kubectl", cluster.kubeconfig).run(
-                "delete", "deployments,pods", "--all", "--grace-period=1", "--wait=true",
-                "--timeout=60s", check=False, timeout=90)
-            cluster.stop()
-        registry.stop()
-        force_cleanup(tmp / "server" / "kubelet", NET)
+        yield env
 
 
 def get(host: str, path: str) -> tuple[int, str]:
@@ -147,25 +120,6 @@ def test_two_hosts_two_paths_reach_the_right_pods(env: dict) -> None:
     wait_for("ADDRESS", lambda: node_ips[0] in kc("get", "ingress", "web"), 30)
 
 
-def _self_signed(host: str) -> tuple[bytes, bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
-
-
 def https_get(host: str, path: str, ca: bytes) -> tuple[bytes, str]:
     """(the server's certificate, the body) over TLS with SNI `host`, verified by `ca`."""
     ctx = ssl.create_default_context(cadata=ca.decode())
@@ -184,7 +138,7 @@ def https_get(host: str, path: str, ca: bytes) -> tuple[bytes, str]:
 
 def test_tls_ingress_serves_the_secrets_certificate(env: dict) -> None:
     kc, tmp = env["kubectl"], env["tmp"]
-    crt, key = _self_signed("secure.example.com")
+    crt, key = self_signed("secure.example.com", "secure.example.com", days=1)
     (tmp / "tls.crt").write_bytes(crt)
     (tmp / "tls.key").write_bytes(key)
     kc("create", "secret", "tls", "secure", f"--cert={tmp / 'tls.crt'}",
