@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .cluster_bench import COMPONENTS, GOALS, RESULTS
-from .report import DOC, write_between_markers
+from .report import DOC, pyplot, save_figure, write_between_markers
 
 BEGIN, END = "<!-- BEGIN cluster results -->", "<!-- END cluster results -->"
 COLORS = {"apiserver": "#1f77b4", "controller-manager": "#ff7f0e", "scheduler": "#2ca02c",
@@ -30,9 +30,7 @@ def load(directory: Path) -> dict | None:
 # -- the plot -------------------------------------------------------------------------------
 
 def plot(r: dict, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     s = r.get("scenarios", {})
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
@@ -48,10 +46,7 @@ def plot(r: dict, out: Path) -> None:
     fig.suptitle(f"pybernetes control plane, {sizes.get('nodes')} fake nodes, SQLite — "
                  f"{r.get('date', '?')[:10]} {r.get('commit', '?')[:8]}{quick}\n"
                  f"{m.get('cpus', '?')} CPUs {m.get('cpu', '')}", fontsize=10)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def _pods(ax, p: dict) -> None:

@@ -37,7 +37,7 @@ import orjson
 
 from bench.procs import (cpu_seconds, machine_share, machine_ticks, run_recorded,
                          start_server, stop_process)
-from bench.report import write_between_markers
+from bench.report import pyplot, save_figure, write_between_markers
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -231,9 +231,7 @@ def run(result: dict, tmp: Path, seconds: float, services: int, log) -> None:
 
 
 def plot(result: dict, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     sc = result.get("scenarios") or {}
     names = list(sc)
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -245,9 +243,7 @@ def plot(result: dict, out: Path) -> None:
     ax.set_xlabel("queries per second over UDP, 32 in flight (higher is better)")
     ax.set_title(f"pybernetes dns, {result.get('services')} Services "
                  f"({result.get('date', '')}, commit {result.get('commit', '')[:8]})")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def table(result: dict) -> str:

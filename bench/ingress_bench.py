@@ -33,7 +33,7 @@ from typing import Any
 from .apiserver_bench import git_commit, machine_info
 from .procs import (Server, children, cpu_seconds, free_port, machine_share, machine_ticks,
                     start_server, stop_process)
-from .report import write_between_markers
+from .report import publish, pyplot, save_figure
 
 RESULTS = Path(__file__).parent / "results"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "PERFORMANCE.md"
@@ -320,9 +320,7 @@ def table(result: dict) -> str:
 
 
 def plot(result: dict, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cands = list(result.get("candidates", {}))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -343,18 +341,11 @@ def plot(result: dict, out: Path) -> None:
         ax.legend(fontsize=8)
     fig.suptitle(f"Ingress data plane, one worker each, {result.get('concurrency')} in flight "
                  f"— {result.get('date', '')[:10]} {result.get('commit', '')[:8]}", fontsize=10)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def report(result: dict) -> None:
-    try:
-        plot(result, RESULTS / "ingress.png")
-    except ImportError:
-        print("matplotlib missing: no plot", file=sys.stderr)
-    write_between_markers(DOC, BEGIN, END, table(result))
+    publish(plot, result, RESULTS / "ingress.png", DOC, BEGIN, END, table(result))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.procs import cpu_seconds, machine_share, machine_ticks, start_server, stop_process
-from bench.report import write_between_markers
+from bench.report import publish, pyplot, save_figure
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -294,9 +294,7 @@ def table(r: dict) -> str:
 
 
 def plot(r: dict, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     e2e = r.get("end_to_end", {}).get("change_to_rules_all_s", [])
     sync = r.get("dataplane", {}).get("change_sync_all_s", [])
@@ -310,18 +308,11 @@ def plot(r: dict, out: Path) -> None:
     ax.set_title(f"Service proxy (nftables), {r.get('services')} Services × "
                  f"{r.get('endpoints')} endpoints — {r.get('date', '')} "
                  f"{r.get('commit', '')[:8]}", fontsize=10)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def report(r: dict) -> None:
-    try:
-        plot(r, RESULTS / "proxy.png")
-    except ImportError:
-        print("matplotlib missing: no plot", file=sys.stderr)
-    write_between_markers(DOC, BEGIN, END, table(r))
+    publish(plot, r, RESULTS / "proxy.png", DOC, BEGIN, END, table(r))
 
 
 def _commit() -> str:

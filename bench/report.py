@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 from .apiserver_bench import GOALS, RESULTS
 from .plot import STORAGES, load_results
@@ -92,6 +93,33 @@ def write_between_markers(doc: Path, begin: str, end: str, body: str) -> bool:
     _, _, tail = rest.partition(end)
     doc.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
     return True
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot drawing to files only (Agg); ImportError without matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig: Any, out: Path) -> None:
+    """Lay the figure out, write it as a 100 dpi PNG (making the directory) and close it."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    pyplot().close(fig)
+
+
+def publish(plot: Callable[[dict, Path], None], result: dict, png: Path, doc: Path,
+            begin: str, end: str, body: str) -> None:
+    """A benchmark's report: plot(result, png) (skipped, saying so, without matplotlib)
+    and `body` as doc's table between the begin/end markers."""
+    try:
+        plot(result, png)
+    except ImportError:
+        print("matplotlib missing: no plot", file=sys.stderr)
+    write_between_markers(doc, begin, end, body)
 
 
 def update(doc: Path = DOC, results_dir: Path = RESULTS) -> None:
