@@ -220,6 +220,21 @@ class Kubectl:
         return self.run(*args, **kw).stdout
 
 
+@pytest.fixture
+def ns(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace named after the test, deleted (not waited for) after it."""
+    name = request.node.name.replace("_", "-")[:50].strip("-")
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false")
+
+
+def apply_items(kubectl: Kubectl, ns: str, *objs: dict) -> None:
+    """`kubectl apply` these objects as one List into namespace `ns`."""
+    kubectl("apply", "-n", ns, "-f", "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
+
+
 @pytest.fixture(scope="module")
 def kubectl(cluster: Cluster) -> Kubectl:
     binary = kubectl_binary("1.33") or kubectl_binary()
