@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, Kubectl, kubectl_binary, start_cluster, wait_for
+from tests.conftest import Cluster, Kubectl, apply_items, kubectl_binary, start_cluster, wait_for
 
 pytestmark = pytest.mark.kubectl
 NODE = "pv-node"
@@ -41,19 +41,6 @@ def kubectl(cluster: Cluster) -> Kubectl:
         "get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')]"
         ".status}").split() == ["True", "True"], timeout=60)
     return kc
-
-
-@pytest.fixture
-def ns(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = request.node.name.replace("_", "-")[:50].strip("-")
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false")
-
-
-def apply(kubectl: Kubectl, ns: str, *objs: dict) -> None:
-    kubectl("apply", "-n", ns, "-f", "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
 
 
 def claim(name: str, size: str = "1Gi", **spec) -> dict:
@@ -103,7 +90,7 @@ def test_default_class_is_local_path(kubectl: Kubectl):
 
 def test_claim_waits_for_its_pod_then_is_provisioned_on_its_node(
         kubectl: Kubectl, cluster: Cluster, ns: str):
-    apply(kubectl, ns, claim("data"))
+    apply_items(kubectl, ns, claim("data"))
     pvc = get(kubectl, "pvc", "data", ns=ns)
     assert pvc["spec"]["storageClassName"] == "local-path"  # DefaultStorageClass admission
     wait_for("the WaitForFirstConsumer event", lambda: (
@@ -111,7 +98,7 @@ def test_claim_waits_for_its_pod_then_is_provisioned_on_its_node(
         in events(kubectl, ns, "data"))
     assert field(kubectl, ns, "pvc/data", "{.status.phase}") == "Pending"
 
-    apply(kubectl, ns, pod_with("app", "data"))
+    apply_items(kubectl, ns, pod_with("app", "data"))
     node = wait_for("the pod to be scheduled",
                     lambda: field(kubectl, ns, "pod/app", "{.spec.nodeName}"))
     pvc = get(kubectl, "pvc", "data", ns=ns)
@@ -152,33 +139,33 @@ def test_claim_waits_for_its_pod_then_is_provisioned_on_its_node(
 
 
 def test_second_pod_follows_its_volume_to_the_node(kubectl: Kubectl, ns: str):
-    apply(kubectl, ns, claim("data"), pod_with("first", "data"))
+    apply_items(kubectl, ns, claim("data"), pod_with("first", "data"))
     node = wait_for("the first pod to be scheduled",
                     lambda: field(kubectl, ns, "pod/first", "{.spec.nodeName}"))
     for i in range(3):  # with two nodes, a pod ignoring the volume would stray soon
-        apply(kubectl, ns, pod_with(f"next-{i}", "data"))
+        apply_items(kubectl, ns, pod_with(f"next-{i}", "data"))
         assert wait_for("a pod to be scheduled", lambda: field(
             kubectl, ns, f"pod/next-{i}", "{.spec.nodeName}")) == node
 
 
 def test_missing_claim_keeps_the_pod_pending_until_it_exists(kubectl: Kubectl, ns: str):
-    apply(kubectl, ns, pod_with("waiting", "later"))
+    apply_items(kubectl, ns, pod_with("waiting", "later"))
     msg = '0/2 nodes are available: persistentvolumeclaim "later" not found.'
     wait_for("FailedScheduling", lambda: any(
         r == "FailedScheduling" and m.startswith(msg) for r, m in events(kubectl, ns, "waiting")))
     assert field(kubectl, ns, "pod/waiting", "{.spec.nodeName}") == ""
-    apply(kubectl, ns, claim("later"))
+    apply_items(kubectl, ns, claim("later"))
     wait_for("the pod to be scheduled once its claim exists",
              lambda: field(kubectl, ns, "pod/waiting", "{.spec.nodeName}"), timeout=40)
 
 
 def test_static_host_path_volume_binds_immediately_smallest_first(kubectl: Kubectl, ns: str):
     big, small = f"{ns}-big", f"{ns}-small"
-    apply(kubectl, ns, host_path_volume(big, "5Gi", "/tmp/pv-big"),
+    apply_items(kubectl, ns, host_path_volume(big, "5Gi", "/tmp/pv-big"),
           host_path_volume(small, "2Gi", "/tmp/pv-small"))
     wait_for("the volumes to be Available", lambda: field(
         kubectl, ns, f"pv/{small}", "{.status.phase}") == "Available")
-    apply(kubectl, ns, claim("static", storageClassName=""))
+    apply_items(kubectl, ns, claim("static", storageClassName=""))
     wait_for("the claim to be Bound", lambda: field(
         kubectl, ns, "pvc/static", "{.status.phase}") == "Bound")
     pvc = get(kubectl, "pvc", "static", ns=ns)
@@ -194,7 +181,7 @@ def test_static_host_path_volume_binds_immediately_smallest_first(kubectl: Kubec
     row = kubectl("get", "pv", small, "--no-headers").split()
     assert row[:6] == [small, "2Gi", "RWO", "Retain", "Bound", f"{ns}/static"]
 
-    apply(kubectl, ns, pod_with("user", "static"))
+    apply_items(kubectl, ns, pod_with("user", "static"))
     wait_for("the pod using it to be scheduled",
              lambda: field(kubectl, ns, "pod/user", "{.spec.nodeName}"))
     kubectl("delete", "pod", "user", "-n", ns, "--grace-period=0", "--force")
@@ -208,7 +195,7 @@ def test_static_host_path_volume_binds_immediately_smallest_first(kubectl: Kubec
 
 
 def test_unbound_immediate_claim_keeps_the_pod_pending(kubectl: Kubectl, ns: str):
-    apply(kubectl, ns, claim("huge", "100Ti", storageClassName=""),
+    apply_items(kubectl, ns, claim("huge", "100Ti", storageClassName=""),
           pod_with("stuck", "huge"))
     msg = "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims."
     wait_for("FailedScheduling", lambda: any(

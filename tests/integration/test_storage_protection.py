@@ -6,29 +6,11 @@ pv-protection controllers). No scheduler or kubelet: pods name their node themse
 and are force-deleted, which is all the controllers look at."""
 from __future__ import annotations
 
-import json
-from typing import Iterator
-
-import pytest
-
-from tests.conftest import Cluster, Kubectl, wait_for
+from tests.conftest import Cluster, Kubectl, apply_items, wait_for
 
 PVC_FINALIZER = "kubernetes.io/pvc-protection"
 PV_FINALIZER = "kubernetes.io/pv-protection"
 CLUSTER_COMPONENTS = ("controller-manager",)   # for conftest's cluster fixture
-
-
-@pytest.fixture
-def ns(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = request.node.name.replace("_", "-")[:50].strip("-")
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false")
-
-
-def apply(kubectl: Kubectl, ns: str, *objs: dict) -> None:
-    kubectl("apply", "-n", ns, "-f", "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
 
 
 def volume(name: str, path: str) -> dict:
@@ -66,7 +48,7 @@ def status_column(kubectl: Kubectl, what: str, ns: str = "") -> str:
 
 
 def test_new_claims_and_volumes_carry_the_protection_finalizers(kubectl: Kubectl, ns: str):
-    apply(kubectl, ns, volume(f"{ns}-pv", "/tmp/pv-finalizer"), claim("data"))
+    apply_items(kubectl, ns, volume(f"{ns}-pv", "/tmp/pv-finalizer"), claim("data"))
     assert field(kubectl, "pvc/data", "{.metadata.finalizers}", ns) == f'["{PVC_FINALIZER}"]'
     assert field(kubectl, f"pv/{ns}-pv", "{.metadata.finalizers}") == f'["{PV_FINALIZER}"]'
     assert f"Finalizers:    [{PVC_FINALIZER}]" in kubectl("describe", "pvc", "data", "-n", ns)
@@ -82,7 +64,7 @@ def test_new_claims_and_volumes_carry_the_protection_finalizers(kubectl: Kubectl
 
 def test_claim_in_use_stays_terminating_until_its_pod_is_gone(kubectl: Kubectl, ns: str):
     pv = f"{ns}-pv"
-    apply(kubectl, ns, volume(pv, "/tmp/pv-in-use"), claim("used", pv), claim("loose"),
+    apply_items(kubectl, ns, volume(pv, "/tmp/pv-in-use"), claim("used", pv), claim("loose"),
           pod_using("app", "used", node="some-node"), pod_using("pending", "loose"))
     wait_for("the claim to be Bound", lambda: field(
         kubectl, "pvc/used", "{.status.phase}", ns) == "Bound")
@@ -108,7 +90,7 @@ def test_a_finished_pod_still_holds_its_claim_as_upstream(kubectl: Kubectl, clus
                                                            ns: str):
     """Upstream keeps a claim while any scheduled pod naming it exists, whatever its
     phase (only generic ephemeral volumes are freed earlier)."""
-    apply(kubectl, ns, claim("job-data"), claim("witness"),
+    apply_items(kubectl, ns, claim("job-data"), claim("witness"),
           pod_using("done", "job-data", node="some-node"))
     code, _ = cluster.json("PATCH", f"/api/v1/namespaces/{ns}/pods/done/status",
                            {"status": {"phase": "Succeeded"}},
