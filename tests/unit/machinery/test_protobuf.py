@@ -205,23 +205,10 @@ def test_bytes_are_base64_and_quantities_strings() -> None:
 # hand-built messages for what kubectl does not send
 
 
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def _field(number: int, value: bytes | int) -> bytes:
     if isinstance(value, int):
-        return _varint(number << 3) + _varint(value)
-    return _varint(number << 3 | 2) + _varint(len(value)) + value
+        return protobuf.encode_varint(number << 3) + protobuf.encode_varint(value)
+    return protobuf.encode_bytes_field(number, value)
 
 
 def _envelope(api_version: str, kind: str, raw: bytes) -> bytes:
