@@ -26,6 +26,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -33,9 +34,9 @@ from typing import Iterator
 
 import pytest
 
-from tests import oci_images
-from tests.conftest import Kubectl, free_port, kubectl_binary, start_cluster
-from tests.e2e.kubelet_fixtures import REQUIREMENTS, NodeNet, force_cleanup, wait_for
+from tests.conftest import Kubectl, free_port
+from tests.e2e.kubelet_fixtures import (REQUIREMENTS, NodeNet, remove_proxy_leftovers,
+                                        runc_server, wait_for)
 
 pytestmark = REQUIREMENTS + [
     pytest.mark.skipif(shutil.which("nft") is None, reason="nftables is not installed")]
@@ -58,53 +59,18 @@ SERVICES = ("hello", "hello-np", "hello-lb", "nobody")
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    tmp = tmp_path_factory.mktemp("services")
-    registry = oci_images.start_registry(tmp / "registry", free_port())
-    cluster = None
-    root = tmp / "server" / "kubelet"
     try:
-        oci_images.push_image(registry.url, "e2e/busybox", "1", busybox_with_tools())
-        cluster = start_cluster(tmp / "server", components=(
-            "controller-manager", "scheduler", "kubelet", "proxy", "dns"), extra=[
-            "--node-name", NODE, "--kubelet-runtime", "runc",
-            "--cluster-cidr", POD_CIDR, "--service-cidr", SERVICE_CIDR,
-            "--service-node-port-range", f"{NODE_PORTS[0]}-{NODE_PORTS[1]}",
-            "--kubelet-arg", f"cni-bridge={BRIDGE}", "--kubelet-arg", f"port={free_port()}",
-            "--kubelet-arg", "heartbeat-period=2",
-            "--kube-proxy-arg", f"nftables-table={TABLE}",
-            # names outside cluster.local go to a closed local port: nothing leaves
-            "--dns-arg", "dns-port=0", "--dns-arg", "metrics-port=0",
-            "--dns-arg", f"upstream=127.0.0.1:{free_port()}"])
-        binary = kubectl_binary("1.33") or kubectl_binary()
-        if binary is None:
-            pytest.skip("no kubectl on this machine")
-        kc = Kubectl(binary, cluster.kubeconfig)
-        wait_for(f"node {NODE} Ready", lambda: "True" in kc.run(
-            "get", "node", NODE, "-o",
-            "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout,
-            90)
-        yield {"cluster": cluster, "kubectl": kc, "image": f"{registry.host}/e2e/busybox:1",
-               "addresses": set()}
-    finally:
-        if cluster is not None:
-            Kubectl(kubectl_binary() or "kubectl", cluster.kubeconfig).run(
-                "delete", "deployments,pods", "--all", "--grace-period=1",
-                "--wait=true", "--timeout=60s", check=False, timeout=90)
-            cluster.stop()
-        registry.stop()
-        force_cleanup(root, NET)
-        _remove_proxy_leftovers()   # only if the proxy died without cleaning up
-
-
-def busybox_with_tools() -> oci_images.Image:
-    base = oci_images.busybox_base_layer()
-    for applet in APPLETS:
-        base.symlink(f"bin/{applet}", "busybox")
-    layer = base.build()
-    config = {"architecture": "amd64", "os": "linux",
-              "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
-              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}}
-    return oci_images.Image([layer], config, False)
+        with runc_server(tmp_path_factory.mktemp("services"), NET, ("proxy", "dns"), [
+                "--service-cidr", SERVICE_CIDR,
+                "--service-node-port-range", f"{NODE_PORTS[0]}-{NODE_PORTS[1]}",
+                "--kube-proxy-arg", f"nftables-table={TABLE}",
+                # names outside cluster.local go to a closed local port: nothing leaves
+                "--dns-arg", "dns-port=0", "--dns-arg", "metrics-port=0",
+                "--dns-arg", f"upstream=127.0.0.1:{free_port()}"], APPLETS) as env:
+            env["addresses"] = set()
+            yield env
+    finally:   # only if the proxy died without cleaning up
+        remove_proxy_leftovers(TABLE, SERVICE_CIDR, POD_CIDR)
 
 
 def table_exists() -> bool:
@@ -120,16 +86,6 @@ def proxy_routes() -> list[str]:
                           capture_output=True, text=True).stdout.strip()
     return [r for r in (local, main) if r]
 
-
-def _remove_proxy_leftovers() -> None:
-    if table_exists():
-        subprocess.run(["nft", "delete", "table", "ip", TABLE], capture_output=True)
-    subprocess.run(["ip", "route", "del", "local", SERVICE_CIDR, "dev", "lo", "table", "local"],
-                   capture_output=True)
-    subprocess.run(["ip", "route", "del", "unreachable", POD_CIDR], capture_output=True)
-
-
-# -- helpers --------------------------------------------------------------------------------
 
 def ready_pods(kc: Kubectl, selector: str) -> list[dict]:
     items = json.loads(kc("get", "pods", "-l", selector, "-o", "json"))["items"]
@@ -217,6 +173,57 @@ def test_cluster_ip_by_dns_name_spreads_too(env: dict, hello: dict) -> None:
     log.info("300 wgets of %s: %s", url, dict(answers))
     assert set(answers) == set(hello["pods"]), answers
     assert min(answers.values()) >= 0.2 * 300, answers
+
+
+def test_a_pod_reaches_the_api_server_by_its_service_name(env: dict, hello: dict) -> None:
+    """What an in-cluster client (an operator) does: resolve kubernetes.default.svc, dial
+    the `kubernetes` Service (the proxy sends it to the API server's advertised address),
+    verify the server with the pod's CA file and authenticate with the pod's token. The
+    HTTPS client runs in the pod's network namespace (busybox's TLS is too small)."""
+    kc = env["kubectl"]
+    vip = svc(kc, "kubernetes")["spec"]["clusterIP"]
+    env["addresses"].add(vip)
+
+    def lookup() -> str:
+        run = kc.run("exec", "client", "--", "busybox", "nslookup",
+                     "kubernetes.default.svc.cluster.local",
+                     check=False, timeout=30)
+        log.info("nslookup: %s %s", run.stdout, run.stderr)
+        return run.stdout if vip in run.stdout else ""
+    wait_for("kubernetes.default.svc resolves in the pod", lookup, 60)
+    secrets = "/var/run/secrets/kubernetes.io/serviceaccount"
+    token = kc("exec", "client", "--", "cat", f"{secrets}/token")
+    ca = env["cluster"].data_dir / "pod-ca.crt"
+    ca.write_text(kc("exec", "client", "--", "cat", f"{secrets}/ca.crt"))
+    client_ip = json.loads(kc("get", "pod", "client", "-o", "json"))["status"]["podIP"]
+    code = (
+        "import ssl, socket, sys\n"
+        f"ctx = ssl.create_default_context(cafile={str(ca)!r})\n"
+        f"raw = socket.create_connection(({vip!r}, 443), timeout=10)\n"
+        "conn = ctx.wrap_socket(raw, server_hostname='kubernetes.default.svc')\n"
+        "conn.sendall(b'GET /api/v1/namespaces/default/services/hello HTTP/1.0\\r\\n'\n"
+        "             b'Host: kubernetes.default.svc\\r\\nConnection: close\\r\\n'\n"
+        f"             b'Authorization: Bearer {token.strip()}\\r\\n\\r\\n')\n"
+        "data = b''\n"
+        "while chunk := conn.recv(65536):\n"
+        "    data += chunk\n"
+        "sys.stdout.write(data.decode())\n")
+    out = subprocess.run(["nsenter", f"--net={_pod_netns(env, client_ip)}", sys.executable,
+                          "-c", code], capture_output=True, text=True, timeout=60)
+    head, _, body = out.stdout.partition("\n\n")   # text mode turned CRLF into LF
+    assert head.split()[1] == "200", (out.stdout[-500:], out.stderr[-500:])
+    assert json.loads(body)["spec"]["clusterIP"] == hello["vip"]
+
+
+def _pod_netns(env: dict, ip: str) -> str:
+    """The kubelet's bind mount of the network namespace that holds `ip`."""
+    netns = env["cluster"].data_dir / "kubelet" / "netns"
+    for path in sorted(netns.iterdir()):
+        addrs = subprocess.run(["nsenter", f"--net={path}", "ip", "-4", "-o", "addr"],
+                               capture_output=True, text=True).stdout
+        if f" {ip}/" in addrs:
+            return str(path)
+    raise AssertionError(f"no network namespace under {netns} holds {ip}")
 
 
 def test_node_port_and_load_balancer_answer_on_the_node_address(env: dict, hello: dict) -> None:
