@@ -233,7 +233,7 @@ class MonitoredRuntime(Runtime):
 
     async def _remove_sandbox_files(self, rec: dict) -> None:
         await self._release_sandbox(rec)
-        shutil.rmtree(self._sdir(rec["id"]), ignore_errors=True)
+        await _rmtree(self._sdir(rec["id"]))
         self._sandboxes.pop(rec["id"], None)
         self._sandbox_statuses.pop(rec["id"], None)
 
@@ -384,7 +384,7 @@ class MonitoredRuntime(Runtime):
         if self._state(rec)[0] == "running":
             await self.stop_container(container_id, 0)
         await self._release_container(rec)
-        shutil.rmtree(self._cdir(container_id), ignore_errors=True)
+        await _rmtree(self._cdir(container_id))
         self._forget_container(container_id)
 
     def _state(self, rec: dict) -> tuple[str, dict]:
@@ -510,9 +510,21 @@ def _safe_id(some_id: str) -> str:
     return some_id
 
 
+async def _rmtree(path: Path | str) -> None:
+    """A pod's or container's directory goes on a thread: a rootfs can be big, and the
+    event loop serves every other pod meanwhile."""
+    await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+
+
 async def run_with_timeout(cmd: list[str], timeout: float, env: dict | None = None,
                            cwd: str | None = None, **kw) -> tuple[int, bytes, bytes]:
-    """Run cmd, kill its process group after `timeout`; TimeoutError then."""
+    """Run cmd, kill its process group after `timeout`; TimeoutError then. Without a
+    user switch (`kw`) it goes through spawn.run: off the event loop, by vfork (every runc
+    call of a pod's start and stop comes here)."""
+    if not kw:
+        from pybernetes.kubelet import spawn
+        done = await spawn.run(cmd, timeout=timeout, env=env, cwd=cwd, new_session=True)
+        return done.returncode, done.stdout, done.stderr
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd, start_new_session=True, **kw)
