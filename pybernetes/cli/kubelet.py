@@ -161,6 +161,10 @@ def _real_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-gc-period", type=flags.duration, default=300.0, metavar="SECONDS",
                    help="how often image GC looks at the thresholds (upstream: every 5m, "
                         "fixed) (default: %(default)s)")
+    g.add_argument("--image-minimum-gc-age", type=flags.duration, default=120.0,
+                   metavar="DURATION",
+                   help="an unused image younger than this is never collected, so GC cannot "
+                        "race a pod whose image was just pulled (default: 2m, as upstream)")
     g.add_argument("--registries", default="", metavar="FILE",
                    help="registry mirrors and credentials, k3s' registries.yaml shape")
     g.add_argument("--address", default="0.0.0.0", metavar="IP",
@@ -336,6 +340,7 @@ async def _run_real(args: argparse.Namespace) -> None:
         cluster_domain=args.cluster_domain, image_gc_high=args.image_gc_high_threshold,
         image_gc_low=args.image_gc_low_threshold,
         image_gc_period=max(0.1, args.image_gc_period),
+        image_minimum_gc_age=args.image_minimum_gc_age,
         crash_loop_backoff_max=args.crash_loop_backoff_max,
         crash_loop_backoff_initial=args.crash_loop_backoff_initial,
         image_pull_backoff_max=args.crash_loop_backoff_max,

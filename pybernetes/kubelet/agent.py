@@ -56,6 +56,7 @@ class KubeletOptions:
     workers: int = 64
     sync_period: float = 10.0            # running pods are synced at least this often
     image_gc_period: float = 300.0
+    image_minimum_gc_age: float = 120.0   # upstream's --image-minimum-gc-age (2m)
 
 
 class LazyPodNetwork:
@@ -200,7 +201,8 @@ class Kubelet:
             try:
                 in_use = {c.image_ref for c in await self.runtime.list_containers()}
                 res = await asyncio.to_thread(self.images.gc, self.opts.image_gc_high,
-                                              self.opts.image_gc_low, in_use)
+                                              self.opts.image_gc_low, in_use,
+                                              self.opts.image_minimum_gc_age)
                 if res.removed:
                     log.info("image GC: removed %d image(s), %d bytes", len(res.removed),
                              res.freed_bytes)

@@ -140,7 +140,7 @@ def test_image_gc_removes_unused_images_and_keeps_used_ones(env: dict) -> None:
     kubelet.stop()
     kubelet.net = NodeNet(NET.node, NET.bridge, NET.subnet, [
         "--image-gc-high-threshold", "0", "--image-gc-low-threshold", "0",
-        "--image-gc-period", "1s"])
+        "--image-gc-period", "1s", "--image-minimum-gc-age", "0s"])
     kubelet.start()
     wait_node_ready(kc, NODE)
     wait_for("image GC to remove the unused image", lambda: public not in images_ls(env), 60)

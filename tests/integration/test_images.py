@@ -354,6 +354,7 @@ async def test_gc_removes_least_recently_used_unused_images(registry: Registry, 
     assert store.gc(85, 80, set()).removed == []  # far under the threshold: nothing to do
     capacity = int(used * 100 / 90)  # now 90% full
     store.touch(busybox.id)  # busybox was used last, other is the LRU one
+    assert store.gc(85, 80, set(), min_age_seconds=3600).removed == []  # both just pulled
     result = store.gc(85, 80, set())
     assert result.removed == [other.id] and not result.error
     assert store.get(f"{registry.host}/other:1") is None
