@@ -177,9 +177,10 @@ def start_cluster(data_dir: Path, port: int | None = None, extra: list[str] | No
 def cluster(tmp_path_factory: pytest.TempPathFactory,
             request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """A fresh server per test module (SQLite store): the API server plus the components
-    the module names in CLUSTER_COMPONENTS, if any."""
+    the module names in CLUSTER_COMPONENTS, with its CLUSTER_FLAGS, if any."""
     c = start_cluster(tmp_path_factory.mktemp("cluster"),
-                      components=getattr(request.module, "CLUSTER_COMPONENTS", ()))
+                      components=getattr(request.module, "CLUSTER_COMPONENTS", ()),
+                      extra=list(getattr(request.module, "CLUSTER_FLAGS", ())))
     try:
         yield c
     finally:

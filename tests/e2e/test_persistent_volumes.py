@@ -9,38 +9,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, Kubectl, apply_items, kubectl_binary, start_cluster, wait_for
+from tests.conftest import Cluster, Kubectl, apply_items, wait_for
 
 pytestmark = pytest.mark.kubectl
 NODE = "pv-node"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("pv-cluster"),
-                      components=("controller-manager", "scheduler", "kubelet"),
-                      extra=["--kubelet-runtime", "fake", "--node-name", NODE,
-                             "--kubelet-arg", "fake-nodes=2"])
-    try:
-        yield c
-    finally:
-        c.stop()
+CLUSTER_COMPONENTS = ("controller-manager", "scheduler", "kubelet")
+CLUSTER_FLAGS = ("--kubelet-runtime", "fake", "--node-name", NODE, "--kubelet-arg", "fake-nodes=2")
 
 
-@pytest.fixture(scope="module")
-def kubectl(cluster: Cluster) -> Kubectl:
-    binary = kubectl_binary("1.33") or kubectl_binary()
-    if binary is None:
-        pytest.skip("no kubectl on this machine")
-    kc = Kubectl(binary, cluster.kubeconfig)
-    wait_for("two Ready nodes", lambda: kc(
+@pytest.fixture(scope="module", autouse=True)
+def nodes_ready(kubectl: Kubectl) -> None:
+    wait_for("two Ready nodes", lambda: kubectl(
         "get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')]"
         ".status}").split() == ["True", "True"], timeout=60)
-    return kc
 
 
 def claim(name: str, size: str = "1Gi", **spec) -> dict:

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator
 
 import pytest
 
@@ -209,20 +209,8 @@ async def test_big_transfers_both_ways(proxier) -> None:
 # -- driven by the API --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("userspace-proxy"))
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def kc(cluster: Cluster) -> Kubectl:
-    binary = kubectl_binary("1.33") or kubectl_binary()
-    if binary is None:
-        pytest.skip("no kubectl on this machine")
-    return Kubectl(binary, cluster.kubeconfig)
+def kc(kubectl: Kubectl) -> Kubectl:
+    return kubectl
 
 
 def slice_for(service: str, ips: list[str], port: int, port_name: str = "80-80") -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Iterator
 
 import pytest
 
@@ -18,27 +17,15 @@ pytestmark = pytest.mark.kubectl
 NODES = ["lb-0", "lb-1"]   # the fake kubelet names its nodes <node-name>-<i>
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("service-lb"),
-                      components=("controller-manager", "scheduler", "kubelet"),
-                      extra=["--node-name", "lb", "--kubelet-runtime", "fake",
-                             "--kubelet-arg", "fake-nodes=2"])
-    try:
-        yield c
-    finally:
-        c.stop()
+CLUSTER_COMPONENTS = ("controller-manager", "scheduler", "kubelet")
+CLUSTER_FLAGS = ("--node-name", "lb", "--kubelet-runtime", "fake", "--kubelet-arg", "fake-nodes=2")
 
 
 @pytest.fixture(scope="module")
-def kc(cluster: Cluster) -> Kubectl:
-    binary = kubectl_binary("1.33") or kubectl_binary()
-    if binary is None:
-        pytest.skip("no kubectl on this machine")
-    kc = Kubectl(binary, cluster.kubeconfig)
-    wait_for("2 Ready nodes", lambda: kc("get", "nodes", "--no-headers").count(" Ready ") == 2,
-             60)
-    return kc
+def kc(kubectl: Kubectl) -> Kubectl:
+    wait_for("2 Ready nodes",
+             lambda: kubectl("get", "nodes", "--no-headers").count(" Ready ") == 2, 60)
+    return kubectl
 
 
 def ingress(kc: Kubectl, name: str) -> list[dict]:
