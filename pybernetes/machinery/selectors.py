@@ -506,3 +506,24 @@ class FieldSelector:
 
 __all__ = ["LabelSelector", "FieldSelector", "validate_label_selector", "StatusError",
            "escape_field_value", "unescape_field_value"]
+
+
+def node_selector_requirement_matches(expr: dict, value: str | None) -> bool:
+    """One NodeSelectorRequirement (In, NotIn, Exists, DoesNotExist, Gt, Lt) against a
+    node's label or field value (None: the node has none)."""
+    op, vals = expr.get("operator"), expr.get("values") or []
+    if op == "In":
+        return value is not None and value in vals
+    if op == "NotIn":
+        return value is None or value not in vals
+    if op == "Exists":
+        return value is not None
+    if op == "DoesNotExist":
+        return value is None
+    if op in ("Gt", "Lt") and len(vals) == 1 and value is not None:
+        try:
+            have, bound = int(value), int(vals[0])
+        except ValueError:
+            return False
+        return have > bound if op == "Gt" else have < bound
+    return False

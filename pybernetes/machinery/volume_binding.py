@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import Iterable
 
 from pybernetes.machinery.quantity import QuantityError, parse_quantity
+from pybernetes.machinery.selectors import node_selector_requirement_matches as matches
 
 # PVC: the binding is done (its value does not matter; upstream writes "yes")
 ANN_BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
@@ -79,26 +80,6 @@ def delay_binding(pvc: dict, classes: dict[str, dict]) -> bool:
     return bool(sc) and sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
 
 
-def _expr_matches(expr: dict, labels: dict) -> bool:
-    key, op, vals = expr.get("key", ""), expr.get("operator"), expr.get("values") or []
-    value = labels.get(key)
-    if op == "In":
-        return value is not None and value in vals
-    if op == "NotIn":
-        return value is None or value not in vals
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt") and len(vals) == 1 and value is not None:
-        try:
-            have, bound = int(value), int(vals[0])
-        except ValueError:
-            return False
-        return have > bound if op == "Gt" else have < bound
-    return False
-
-
 def node_affinity_matches(pv: dict, node: dict) -> bool:
     """upstream's CheckNodeAffinity: no required terms → any node; else any term whose
     expressions (labels) and fields (metadata.name) all hold."""
@@ -111,8 +92,8 @@ def node_affinity_matches(pv: dict, node: dict) -> bool:
         exprs, fexprs = term.get("matchExpressions") or [], term.get("matchFields") or []
         if not exprs and not fexprs:
             continue
-        if all(_expr_matches(e, labels) for e in exprs) and \
-                all(_expr_matches(e, fields) for e in fexprs):
+        if all(matches(e, labels.get(e.get("key", ""))) for e in exprs) and \
+                all(matches(e, fields.get(e.get("key", ""))) for e in fexprs):
             return True
     return False
 

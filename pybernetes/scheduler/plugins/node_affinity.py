@@ -2,36 +2,12 @@
 which nodes may take the pod; preferred terms add their weights to a node's score."""
 from __future__ import annotations
 
+from pybernetes.machinery.selectors import node_selector_requirement_matches as matches
 from pybernetes.scheduler.cache import NodeInfo, PodInfo
 from pybernetes.scheduler.framework import (SKIP, Plugin, Status, default_normalize,
                                             unresolvable)
 
 REASON = "node(s) didn't match Pod's node affinity/selector"
-
-
-def _int(s: str | None) -> int | None:
-    try:
-        return int(s) if s is not None else None
-    except ValueError:
-        return None
-
-
-def expr_matches(expr: dict, value: str | None) -> bool:
-    op, vals = expr.get("operator"), expr.get("values") or []
-    if op == "In":
-        return value is not None and value in vals
-    if op == "NotIn":
-        return value is None or value not in vals
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt") and len(vals) == 1:
-        have, bound = _int(value), _int(vals[0])
-        if have is None or bound is None:
-            return False
-        return have > bound if op == "Gt" else have < bound
-    return False
 
 
 def term_matches(term: dict, node: dict) -> bool:
@@ -41,10 +17,10 @@ def term_matches(term: dict, node: dict) -> bool:
     if not exprs and not fields:
         return False
     labels = (node.get("metadata") or {}).get("labels") or {}
-    if not all(expr_matches(e, labels.get(e.get("key", ""))) for e in exprs):
+    if not all(matches(e, labels.get(e.get("key", ""))) for e in exprs):
         return False
     node_fields = {"metadata.name": node["metadata"]["name"]}
-    return all(expr_matches(f, node_fields.get(f.get("key", ""))) for f in fields)
+    return all(matches(f, node_fields.get(f.get("key", ""))) for f in fields)
 
 
 def required_matches(pod_spec: dict, node: dict) -> bool:
