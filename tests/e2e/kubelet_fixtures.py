@@ -295,3 +295,16 @@ def remove_proxy_leftovers(table: str, service_cidr: str, pod_cidr: str) -> None
     subprocess.run(["ip", "route", "del", "local", service_cidr, "dev", "lo", "table", "local"],
                    capture_output=True)
     subprocess.run(["ip", "route", "del", "unreachable", pod_cidr], capture_output=True)
+
+
+def assert_node_left_nothing(root: Path, bridge: str) -> None:
+    """After its pods are deleted, a runc kubelet under `root` keeps no sandbox, container,
+    network namespace, link on `bridge` or mount of its own."""
+    wait_for("no sandbox left", lambda: not os.listdir(root / "runc" / "sandboxes"), 20)
+    assert not os.listdir(root / "runc" / "containers")
+    assert not os.listdir(root / "netns")
+    links = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", bridge],
+                                      capture_output=True, text=True).stdout or "[]")
+    assert links == [], links
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if str(root) in line]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +21,7 @@ from typing import Iterator
 import pytest
 
 from tests.e2e.kubelet_fixtures import (REQUIREMENTS, KubeletProcess, NodeNet, apply,
+                                        assert_node_left_nothing,
                                         container_state, http_get, pod, pod_json, runc_node,
                                         wait_for)
 
@@ -269,14 +269,7 @@ def test_teardown_leaves_nothing_behind(env: dict) -> None:
         remember(env, pod_json(kc, name))
     kc("delete", "pods", "--all", "--wait=true", timeout=60)
     root = Path(env["tmp"], "kubelet")
-    wait_for("no sandbox left", lambda: not os.listdir(root / "runc" / "sandboxes"), 20)
-    assert not os.listdir(root / "runc" / "containers")
-    assert not os.listdir(root / "netns")
-    links = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", BRIDGE],
-                                      capture_output=True, text=True).stdout or "[]")
-    assert links == [], links
-    with open("/proc/self/mountinfo") as f:
-        assert not [line for line in f if str(root) in line]
+    assert_node_left_nothing(root, BRIDGE)
     for uid in env["seen"]:
         assert not glob.glob(f"/sys/fs/cgroup/*/pybernetes/**/pod{uid}", recursive=True)
         assert not (root / "pods" / uid).exists()

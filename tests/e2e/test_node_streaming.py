@@ -21,7 +21,8 @@ import pytest
 
 from tests.conftest import Kubectl, free_port, kubectl_binary
 from tests.e2e.kubelet_fixtures import (
-    REQUIREMENTS, NodeNet, apply, container_ids, container_state, force_cleanup, http_get,
+    REQUIREMENTS, NodeNet, apply, assert_node_left_nothing, container_ids, container_state,
+    force_cleanup, http_get,
     in_phase, pod, pod_json, processes_with, runc_server, wait_for,
 )
 
@@ -198,14 +199,7 @@ def test_teardown_leaves_nothing_behind(env: dict) -> None:
     for name in ("talker",):
         env["seen"] |= container_ids(pod_json(kc, name))
     kc("delete", "deployments,pods", "--all", "--wait=true", timeout=60)
-    wait_for("no sandbox left", lambda: not os.listdir(root / "runc" / "sandboxes"), 20)
-    assert not os.listdir(root / "runc" / "containers")
-    assert not os.listdir(root / "netns")
-    links = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", BRIDGE],
-                                      capture_output=True, text=True).stdout or "[]")
-    assert links == [], links
-    with open("/proc/self/mountinfo") as f:
-        assert not [line for line in f if str(root) in line]
+    assert_node_left_nothing(root, BRIDGE)
     assert env["seen"] and not processes_with(env["seen"])
     assert not list((root / "cni" / "ipam").rglob("10.*"))
     env["cluster"].stop()
