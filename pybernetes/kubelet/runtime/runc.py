@@ -128,6 +128,12 @@ def cgroup_mounts() -> dict[str, str]:
     return out
 
 
+def cgroup_v2_only() -> bool:
+    """cgroup v2 unified mode: cgroup2 itself is mounted at /sys/fs/cgroup (what runc
+    checks; a hybrid host has it at /sys/fs/cgroup/unified, beside the v1 controllers)."""
+    return cgroup_mounts().get("") == "/sys/fs/cgroup"
+
+
 def cgroup_dirs(path: str) -> list[str]:
     """Every hierarchy's directory for a cgroup path (v1 controllers and v2)."""
     return sorted({os.path.join(m, path.lstrip("/")) for m in cgroup_mounts().values()})
@@ -448,8 +454,8 @@ class RuncRuntime(MonitoredRuntime):
         out = [{"type": "mount"}]
         if not scfg.get("host_pid"):
             out.append({"type": "pid"})
-        if "memory" not in cgroup_mounts():
-            # cgroup v2 only: the container sees its own cgroup as the root (containerd)
+        if cgroup_v2_only():
+            # the container sees its own cgroup as the root (containerd, on cgroup v2)
             out.append({"type": "cgroup"})
         for kind, oci in (("net", "network"), ("uts", "uts"), ("ipc", "ipc")):
             if kind in ns:
@@ -469,6 +475,10 @@ class RuncRuntime(MonitoredRuntime):
             out["memory"] = {"limit": res.memory_limit, "swap": res.memory_limit}
         if res.pids_limit > 0:
             out["pids"] = {"limit": res.pids_limit}
+        if cgroup_v2_only():
+            # As upstream's kubelet on cgroup v2 (singleProcessOOMKill false): an OOM kill
+            # takes the whole container, not just its largest process.
+            out["unified"] = {"memory.oom.group": "1"}
         return out
 
     def _mounts(self, sandbox: dict, cfg: ContainerConfig) -> list[dict]:
