@@ -6,6 +6,7 @@ test left on the machine. Each test module passes its own bridge, subnet and nod
 name so two modules never share network state."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -295,6 +296,15 @@ def remove_proxy_leftovers(table: str, service_cidr: str, pod_cidr: str) -> None
     subprocess.run(["ip", "route", "del", "local", service_cidr, "dev", "lo", "table", "local"],
                    capture_output=True)
     subprocess.run(["ip", "route", "del", "unreachable", pod_cidr], capture_output=True)
+
+
+def pod_cgroups(uid: str) -> list[str]:
+    """The pod's cgroup dirs left under /pybernetes in any hierarchy: each v1 controller's
+    (/sys/fs/cgroup/<ctrl>/pybernetes/...) and the unified one (/sys/fs/cgroup/pybernetes/...
+    on cgroup v2, /sys/fs/cgroup/unified/pybernetes/... on a hybrid host)."""
+    from pybernetes.kubelet.runtime.runc import CGROUP_ROOT, cgroup_dirs
+    return [p for d in cgroup_dirs(CGROUP_ROOT)
+            for p in glob.glob(f"{d}/**/pod{uid}", recursive=True)]
 
 
 def assert_node_left_nothing(root: Path, bridge: str) -> None:

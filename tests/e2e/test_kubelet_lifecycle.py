@@ -22,8 +22,8 @@ import pytest
 
 from tests.conftest import Kubectl, free_port
 from tests.e2e.kubelet_fixtures import (REQUIREMENTS, NodeNet, apply, container_ids, http_get,
-                                        in_phase, pod, pod_json, processes_with, runc_node,
-                                        wait_for)
+                                        in_phase, pod, pod_cgroups, pod_json, processes_with,
+                                        runc_node, wait_for)
 
 pytestmark = REQUIREMENTS
 
@@ -275,7 +275,7 @@ def test_churn_of_50_pods_leaves_nothing_behind(env: dict) -> None:
         mounts = f.read()
     assert not [x for x in list(boxes) + list(uids) + list(ids) if x in mounts]
     for uid in uids:
-        assert not glob.glob(f"/sys/fs/cgroup/*/pybernetes/**/pod{uid}", recursive=True)
+        assert not pod_cgroups(uid)
         assert not (root / "pods" / uid).exists()
     assert processes_with(ids) == []
     links = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", NET.bridge],

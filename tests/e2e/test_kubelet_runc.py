@@ -11,7 +11,6 @@ a kubelet restart leaves running containers alone; and the teardown leaves no
 netns, veth, mount, cgroup or process behind."""
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
@@ -21,9 +20,8 @@ from typing import Iterator
 import pytest
 
 from tests.e2e.kubelet_fixtures import (REQUIREMENTS, KubeletProcess, NodeNet, apply,
-                                        assert_node_left_nothing,
-                                        container_state, http_get, pod, pod_json, runc_node,
-                                        wait_for)
+                                        assert_node_left_nothing, container_state, http_get,
+                                        pod, pod_cgroups, pod_json, runc_node, wait_for)
 
 pytestmark = REQUIREMENTS
 
@@ -271,7 +269,7 @@ def test_teardown_leaves_nothing_behind(env: dict) -> None:
     root = Path(env["tmp"], "kubelet")
     assert_node_left_nothing(root, BRIDGE)
     for uid in env["seen"]:
-        assert not glob.glob(f"/sys/fs/cgroup/*/pybernetes/**/pod{uid}", recursive=True)
+        assert not pod_cgroups(uid)
         assert not (root / "pods" / uid).exists()
     ids = set().union(*env["seen"].values())
     assert ids
