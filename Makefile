@@ -5,12 +5,12 @@ BIN     := $(VENV)/bin
 APT_PKGS := etcd-server etcd-client docker-registry busybox-static runc iproute2 containernetworking-plugins iptables util-linux nftables conntrack conmon apache2-utils nginx-light qemu-system-x86
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test deps system-deps bench clean
+.PHONY: run test deps system-deps vm-kernel bench clean
 
 run: deps  ## bring up a cluster on https://127.0.0.1:6443 (SQLite store)
 	$(BIN)/pybernetes server $(ARGS)
 
-test: deps  ## install everything a fresh machine lacks, then run the whole suite
+test: deps vm-kernel  ## install everything a fresh machine lacks, then run the whole suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 bench: deps
@@ -28,6 +28,11 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \
 	else echo "not root: skipping apt packages ($(APT_PKGS)); tests needing them will skip"; fi
+
+# Debian's kernel for the cgroup v2 VM test, unpacked (not installed) in
+# /var/cache/pybernetes-vm once; only as root with apt-get, else a no-op.
+vm-kernel: $(STAMP)
+	$(BIN)/python -m tests.vm.vm --fetch-kernel
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
