@@ -16,6 +16,7 @@ Two kinds of token, both RS256 with the cluster's service-account key (pki.py's 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import time
 import uuid
@@ -114,8 +115,20 @@ class Signer:
             return cls(f.read(), key_id(g.read()))
 
     def sign(self, claims: dict) -> str:
-        return jwt.encode(claims, self.private_pem, algorithm="RS256",
+        return jwt.encode(claims, _private_key(self.private_pem), algorithm="RS256",
                           headers={"kid": self.kid})
+
+
+# Parsed once per key: loading a PEM RSA key checks it (tens of milliseconds), and every
+# TokenRequest (a pod's projected token) and every token-authenticated request needs one.
+@functools.lru_cache(maxsize=8)
+def _private_key(pem: bytes) -> Any:
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+@functools.lru_cache(maxsize=8)
+def _public_key(pem: bytes) -> Any:
+    return serialization.load_pem_public_key(pem)
 
 
 def verify(token: str, public_pem: bytes, audiences: tuple[str, ...] = API_AUDIENCES,
@@ -123,7 +136,7 @@ def verify(token: str, public_pem: bytes, audiences: tuple[str, ...] = API_AUDIE
     """The token's claims if it is one of ours, correctly signed and current; InvalidToken
     otherwise. Legacy tokens carry no audience or expiry and are not checked for them."""
     try:
-        claims = jwt.decode(token, public_pem, algorithms=["RS256"],
+        claims = jwt.decode(token, _public_key(public_pem), algorithms=["RS256"],
                             options={"verify_aud": False, "verify_exp": False,
                                      "verify_nbf": False, "verify_iat": False})
     except jwt.PyJWTError as e:
