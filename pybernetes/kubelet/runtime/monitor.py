@@ -36,12 +36,14 @@ PR_SET_CHILD_SUBREAPER = 36
 DRAIN_SECONDS = 2.0               # how long to keep reading pipes after the exit
 
 
-def write_json_atomic(path: str, data: dict) -> None:
+def write_json_atomic(path: str, data: dict, durable: bool = True) -> None:
+    """Whole or not at all (rename), and with `durable` on disk before it is visible."""
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

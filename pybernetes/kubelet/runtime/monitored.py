@@ -34,7 +34,7 @@ from pathlib import Path
 from pybernetes.kubelet.runtime import monitor as monitor_mod
 from pybernetes.kubelet.runtime.base import (
     ContainerConfig, ContainerRuntimeError, ContainerStatus, DNSConfig, Mount, PortMapping,
-    Resources, Runtime, SandboxConfig, SandboxStatus, Security,
+    Resources, Runtime, SandboxConfig, SandboxStatus, Security, handler_not_supported,
 )
 
 MONITOR_START_TIMEOUT = 60.0
@@ -47,7 +47,11 @@ def new_id() -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    monitor_mod.write_json_atomic(str(path), data)
+    """Atomic but not fsynced: the records only have to outlive the kubelet process (a
+    machine that loses power loses its containers too, and a record that did not reach
+    the disk is a container found exited), and an fsync here blocked the event loop for
+    every pod in a burst."""
+    monitor_mod.write_json_atomic(str(path), data, durable=False)
 
 
 def read_json(path: Path) -> dict | None:
@@ -187,6 +191,9 @@ class MonitoredRuntime(Runtime):
 
     # ----- sandboxes ---------------------------------------------------------------
     async def run_pod_sandbox(self, cfg: SandboxConfig) -> str:
+        if cfg.runtime_handler not in self.runtime_handlers():
+            raise ContainerRuntimeError(handler_not_supported(cfg.runtime_handler),
+                                        reason="CreatePodSandboxError")
         sid = new_id()
         sdir = self._sdir(sid)
         sdir.mkdir(parents=True)
