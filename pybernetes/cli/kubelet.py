@@ -192,6 +192,10 @@ def _real_flags(p: argparse.ArgumentParser) -> None:
                    help="how often each running pod is synced even when nothing about it "
                         "changed (upstream's default, 1m); ConfigMap and Secret changes reach "
                         "mounted volumes within about this long (default: %(default)s)")
+    g.add_argument("--parallel-pod-starts", type=int, default=None, metavar="N",
+                   help="how many pods are started at once (sandbox, network, containers; "
+                        "not image pulls); the others wait their turn, so in a burst the "
+                        "first pods run sooner; 0: no bound (default: 4 per CPU)")
 
 
 def _port(value: str) -> int:
@@ -345,6 +349,8 @@ async def _run_real(args: argparse.Namespace) -> None:
         crash_loop_backoff_initial=args.crash_loop_backoff_initial,
         image_pull_backoff_max=args.crash_loop_backoff_max,
         sync_period=max(0.1, args.sync_frequency))
+    if args.parallel_pod_starts is not None:
+        opts.parallel_pod_starts = args.parallel_pod_starts
     server = await _start_server(args, runtime)
     node.kubelet_port = server.port if server is not None else 0
     client = await APIClient.from_kubeconfig(args.kubeconfig, user_agent="pybernetes-kubelet",

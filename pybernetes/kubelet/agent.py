@@ -30,6 +30,7 @@ from pybernetes.kubelet.images import ImageStore
 from pybernetes.kubelet.node_status import NodeAgent, NodeConfig
 from pybernetes.kubelet.pod_worker import PodWork, PodWorker
 from pybernetes.kubelet.runtime.base import Runtime
+from pybernetes.kubelet.start_gate import StartGate, default_slots
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class KubeletOptions:
     # processes and the API, and 100 pods created at once started in 42 s with 64
     # against 49 s with 16 (the rest waited in the queue)
     workers: int = 64
+    # pods started at once (start_gate.py); 0: no bound
+    parallel_pod_starts: int = field(default_factory=default_slots)
     sync_period: float = 10.0            # running pods are synced at least this often
     image_gc_period: float = 300.0
     image_minimum_gc_age: float = 120.0   # upstream's --image-minimum-gc-age (2m)
@@ -109,6 +112,7 @@ class Kubelet:
                                               maximum=opts.crash_loop_backoff_max)
         self.pull_backoff = RestartBackoff(initial=min(10.0, opts.image_pull_backoff_max),
                                            maximum=opts.image_pull_backoff_max)
+        self.start_gate = StartGate(opts.parallel_pod_starts)
         self.worker = PodWorker(self)
         self._seen_states: dict[str, str] = {}    # container id -> state (relist)
         self._cidr_since = 0.0

@@ -35,6 +35,7 @@ from pybernetes.kubelet.probes import (LIVENESS, STARTUP, FAILURE, ProbeChange, 
                                        ProbeTarget, kill_message)
 from pybernetes.kubelet.pod_volumes import (docker_config, pod_dir, setup_volumes,
                                             teardown_volumes)
+from pybernetes.kubelet.runtime_class import RuntimeClassLookup
 from pybernetes.kubelet.runtime.base import (ContainerRuntimeError, ContainerStatus,
                                              PortMapping, SandboxConfig, SandboxStatus)
 from pybernetes.kubelet.token_manager import TokenKey, TokenManager
@@ -91,6 +92,7 @@ class PodWorker:
         self.rt = kubelet.runtime
         self._image_ids: dict[str, str] = {}
         self.tokens = TokenManager(self._request_token)
+        self.runtime_classes = RuntimeClassLookup(kubelet.client)
 
     # -- sync ----------------------------------------------------------------------------
 
@@ -113,6 +115,14 @@ class PodWorker:
         if not host_net and not self.k.network_ready():
             await self._write(w, self._status(w, None, []))
             return 1.0
+        if any(s.state == "ready" for s in await self._sandboxes(w.uid)):
+            return await self._sync_pod(w)
+        async with self.k.start_gate.hold(w.uid):   # a start: CPU work, a few at a time
+            return await self._sync_pod(w)
+
+    async def _sync_pod(self, w: PodWork) -> float | None:
+        """Sandbox, volumes, containers, probes and status of an admitted, live pod."""
+        pod = w.pod
         sb = await self._sandbox(w)
         if sb is None:
             await self._write(w, self._status(w, None, await self._containers(w.uid)))
@@ -193,7 +203,10 @@ class PodWorker:
         for old in boxes:
             await self.rt.remove_pod_sandbox(old.id)
         try:
-            sid = await self.rt.run_pod_sandbox(self._sandbox_config(w, len(boxes)))
+            cfg = self._sandbox_config(w, len(boxes))
+            cfg.runtime_handler = await self.runtime_classes.handler(
+                (w.pod.get("spec") or {}).get("runtimeClassName"))
+            sid = await self.rt.run_pod_sandbox(cfg)
         except Exception as e:  # noqa: BLE001 - CNI, namespaces, mounts: retried
             msg = f"Failed to create pod sandbox: {e}"
             self.k.event(w.pod, "Warning", "FailedCreatePodSandBox", msg)
@@ -317,7 +330,8 @@ class PodWorker:
         self.k.event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
         t0 = time.monotonic()
         try:
-            rec = await store.pull(image, policy, auth=await self._pull_auth(pod))
+            async with self.k.start_gate.released(w.uid):
+                rec = await store.pull(image, policy, auth=await self._pull_auth(pod))
         except ImageError as e:
             delay = self.k.pull_backoff.next(key)
             w.pull_failed_at[key] = time.time()
@@ -453,7 +467,8 @@ class PodWorker:
         hook = (c.get("lifecycle") or {}).get("postStart")
         if not hook:
             return
-        err = await self._run_hook(w, cid, hook, HOOK_TIMEOUT)
+        async with self.k.start_gate.released(w.uid):
+            err = await self._run_hook(w, cid, hook, HOOK_TIMEOUT)
         if err:
             self.k.event(w.pod, "Warning", "FailedPostStartHook", err)
             self.k.event(w.pod, "Normal", "Killing", f"FailedPostStartHook: stopping "
