@@ -24,8 +24,8 @@ The monitors (conmon, one per container; the Python monitor for the process
 runtime) are not part of the
 kubelet's RSS; their total is reported separately. Writes bench/results/kubelet.json,
 bench/results/kubelet.png and the table in docs/PERFORMANCE.md ("Kubelet (runc)");
---profile runs py-spy on the kubelet during the startup run (kubelet-profile.json,
-the doc is left alone)."""
+--profile [kubelet|apiserver] runs py-spy on that process during the startup run
+(kubelet-<process>-profile.json, the doc is left alone)."""
 from __future__ import annotations
 
 import argparse
@@ -45,7 +45,7 @@ from typing import Any
 
 from .apiserver_bench import Profiler, git_commit, machine_info
 from .cluster_bench import Api, rss_kib
-from .procs import (CLOCK_TICKS, Server, cpu_seconds, machine_share, machine_ticks,
+from .procs import (CLOCK_TICKS, Server, children, cpu_seconds, machine_share, machine_ticks,
                     start_server, stop_process)
 from .report import write_between_markers
 
@@ -134,7 +134,85 @@ def cpu_used(before: dict, after: dict, pods: int) -> dict:
 
 def cpu_sample(kubelet_pid: int, apiserver_pid: int) -> dict:
     own, tools = kubelet_cpu(kubelet_pid)
-    return {"kubelet": own, "kubelet_tools": tools, "apiserver": cpu_seconds(apiserver_pid)}
+    return {"kubelet": own, "kubelet_tools": tools, "apiserver": cpu_seconds(apiserver_pid),
+            "other_control_plane": other_control_plane(apiserver_pid),
+            "node_total": NodeCgroup.usage(), "containers": NodeCgroup.containers()}
+
+
+def other_control_plane(apiserver_pid: int) -> float:
+    """CPU seconds of the server's supervisor and its components but the API server
+    (controller manager, scheduler)."""
+    with open(f"/proc/{apiserver_pid}/stat") as f:
+        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+    total = cpu_seconds(parent)
+    for pid in children(parent):
+        if pid != apiserver_pid:
+            try:
+                total += cpu_seconds(pid)
+            except OSError:
+                pass
+    return total
+
+
+class NodeCgroup:
+    """A cpuacct cgroup (v1; cpu.stat on v2) holding the server and the kubelet with all
+    they start (conmon daemonizes, so /proc's child times miss it and its runc); with the
+    containers' cgroups under /pybernetes, its usage is all the CPU the node spends on
+    the pods, whatever else runs on the machine."""
+    name = f"kubelet-bench-{os.getpid()}"
+
+    @staticmethod
+    def _mount() -> tuple[str, bool]:
+        """(mount point, is v2) of the hierarchy that accounts CPU."""
+        v2 = ""
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                pre, _, post = line.partition(" - ")
+                fstype, _src, opts = (post.split() + ["", "", ""])[:3]
+                if fstype == "cgroup" and "cpuacct" in opts.split(","):
+                    return pre.split()[4], False
+                if fstype == "cgroup2" and not v2:
+                    v2 = pre.split()[4]
+        return v2, True
+
+    @classmethod
+    def _usage_s(cls, rel: str) -> float:
+        mount, v2 = cls._mount()
+        try:
+            if v2:
+                with open(os.path.join(mount, rel, "cpu.stat")) as f:
+                    return int(f.readline().split()[1]) / 1e6
+            with open(os.path.join(mount, rel, "cpuacct.usage")) as f:
+                return int(f.read()) / 1e9
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    @classmethod
+    def usage(cls) -> float:
+        return cls._usage_s(cls.name) + cls.containers()
+
+    @classmethod
+    def containers(cls) -> float:
+        """The containers' cgroups (runc init's work once it joined them, and the pods')."""
+        return cls._usage_s("pybernetes")
+
+    @classmethod
+    def move(cls, into: bool) -> None:
+        """Move this process into the cgroup (its children started meanwhile stay) or
+        back to the root."""
+        mount, _v2 = cls._mount()
+        path = os.path.join(mount, cls.name) if into else mount
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+    @classmethod
+    def remove(cls) -> None:
+        mount, _v2 = cls._mount()
+        try:
+            os.rmdir(os.path.join(mount, cls.name))
+        except OSError as e:
+            log(f"cgroup {cls.name} not removed: {e}")
 
 
 def memory(kubelet_pid: int, root: Path) -> dict:
@@ -263,7 +341,8 @@ async def scenarios(server: Server, kubelet_pid: int, root: Path, image: str,
         result["idle_after_warm_up"] = memory(kubelet_pid, root)
         profiler = None
         if args.profile:
-            profiler = Profiler(kubelet_pid, Path(args.tmp) / "kubelet-profile.txt")
+            pid = kubelet_pid if args.profile == "kubelet" else server.apiserver_pid()
+            profiler = Profiler(pid, Path(args.tmp) / f"{args.profile}-profile.txt")
         for rate in args.rates:
             log(f"startup: {args.pods} pods at {rate or 'once'} pods/s")
             run = await startup(api, image, args.pods, rate, kubelet_pid, root,
@@ -288,9 +367,13 @@ def run(args: argparse.Namespace, result: dict) -> None:
     server = kubelet = None
     try:
         oci_images.push_image(registry.url, "bench/busybox", "1", oci_images.busybox_image())
-        server = start_server(tmp / "server", "sqlite", extra=[
-            "--disable", "kubelet", "--cluster-cidr", f"10.{SUBNET}.0.0/16"])
-        kubelet = start_kubelet(server, tmp / "kubelet")
+        NodeCgroup.move(into=True)
+        try:
+            server = start_server(tmp / "server", "sqlite", extra=[
+                "--disable", "kubelet", "--cluster-cidr", f"10.{SUBNET}.0.0/16"])
+            kubelet = start_kubelet(server, tmp / "kubelet")
+        finally:
+            NodeCgroup.move(into=False)
         result["kubelet_pid"] = kubelet.pid
         asyncio.run(scenarios(server, kubelet.pid, tmp / "kubelet",
                               f"{registry.host}/bench/busybox:1", args, result))
@@ -301,6 +384,7 @@ def run(args: argparse.Namespace, result: dict) -> None:
             server.stop()
         registry.stop()
         force_cleanup(tmp / "kubelet", NodeNet(NODE, BRIDGE, SUBNET))
+        NodeCgroup.remove()
 
 
 def _free_port() -> int:
@@ -382,8 +466,9 @@ def table(r: dict) -> str:
              f"{' (dirty tree)' if r['git']['dirty'] else ''} on {m['cpus']} CPUs "
              f"({m['cpu']}), {m['mem_gib']} GiB; one node, busybox image cached.", "",
              "| pods created | p50 | p90 | p99 | max | all running after | machine CPU busy "
-             "(steal) | CPU s per pod: kubelet + its tools / API server |",
-             "|---|---|---|---|---|---|---|---|"]
+             "(steal) | CPU s per pod: kubelet + its tools / API server | CPU s per pod, "
+             "whole node |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for run in r.get("startup") or []:
         how = f"{run['pods']} at {run['rate_per_s']}/s" if run["rate_per_s"] \
             else f"{run['pods']} at once"
@@ -391,9 +476,10 @@ def table(r: dict) -> str:
         per_pod = run.get("cpu_s_per_pod")
         own = (f"{per_pod['kubelet']} + {per_pod['kubelet_tools']} / {per_pod['apiserver']}"
                if per_pod else "-")
+        node = (per_pod or {}).get("node_total", "-")
         lines.append(f"| {how} | {run['p50_s']} s | {run['p90_s']} s | {run['p99_s']} s | "
                      f"{run['max_s']} s | {run['wall_s']} s | {cpu['busy']}% "
-                     f"({cpu['steal']}%) | {own} |")
+                     f"({cpu['steal']}%) | {own} | {node} |")
     lines += ["", "| kubelet memory | kubelet VmRSS | monitors | monitors' VmRSS, summed |",
               "|---|---|---|---|"]
     for label, mem in memory_rows(r):
@@ -428,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", type=float, nargs="+", default=[2.0, 0.0],
                     help="pods/s for each startup run (0: all at once); default 2 0")
     ap.add_argument("--quick", action="store_true", help="20 pods, one run at 5/s")
-    ap.add_argument("--profile", action="store_true", help="py-spy on the kubelet")
+    ap.add_argument("--profile", nargs="?", const="kubelet", choices=["kubelet", "apiserver"],
+                    help="py-spy on the kubelet (default) or the API server")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--report", action="store_true",
                     help="only redraw the plot and the table from kubelet.json")
@@ -452,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             log(f"kubelet log tail:\n{_tail(Path(tmp) / 'kubelet.log')}")
     result["verdict"] = judge(result)
-    name = "kubelet-profile.json" if args.profile else "kubelet.json"
+    name = f"kubelet-{args.profile}-profile.json" if args.profile else "kubelet.json"
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / name).write_text(json.dumps(result, indent=1) + "\n")
     log(f"wrote {args.results / name}: {json.dumps(result['verdict'])}")
