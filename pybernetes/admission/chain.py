@@ -55,18 +55,19 @@ class Chain:
 def default_chain(disabled: list[str] | tuple[str, ...] = ()) -> Chain:
     """Upstream's order: NamespaceLifecycle first, LimitRanger early (its defaults are
     what quota counts), then ServiceAccount, DefaultStorageClass (quota charges the class),
-    StorageObjectInUseProtection,
+    StorageObjectInUseProtection, RuntimeClass (the pod's overhead is what quota charges),
     ResourceQuota last (it charges only what every other plugin let in)."""
     from .default_ingress_class import DefaultIngressClass
     from .default_storage_class import DefaultStorageClass
     from .limit_ranger import LimitRanger
     from .namespace_lifecycle import NamespaceLifecycle
     from .resource_quota import ResourceQuota
+    from .runtime_class import RuntimeClass
     from .service_account import ServiceAccount
     from .storage_object_in_use_protection import StorageObjectInUseProtection
     plugins: list[Plugin] = [NamespaceLifecycle(), LimitRanger(), ServiceAccount(),
                              DefaultStorageClass(), DefaultIngressClass(),
-                             StorageObjectInUseProtection(),
+                             StorageObjectInUseProtection(), RuntimeClass(),
                              ResourceQuota()]
     return Chain([p for p in plugins if p.name not in disabled])
 
