@@ -1,7 +1,9 @@
 """What every cluster has from its first start: the four standard namespaces, the
 `default/kubernetes` Service (first service IP) with this server as endpoint, and
 (as k3s deploys with every server) the default `local-path` StorageClass served by
-the controller manager's local-path provisioner."""
+the controller manager's local-path provisioner; and (as k3s ships RuntimeClasses for
+the runtimes it may find) a `crun` RuntimeClass. Each is created only when missing:
+a user's own object of that name is never overwritten."""
 from __future__ import annotations
 
 import copy
@@ -116,3 +118,7 @@ async def bootstrap(api: APIState) -> None:
                      endpoint_slice, ("addressType", "endpoints", "ports"))
     await _ensure(api, ("storage.k8s.io", "v1", "storageclasses"), "",
                   copy.deepcopy(LOCAL_PATH_CLASS))
+    from ..api.node import BOOTSTRAP_CLASSES
+    for runtime_class in BOOTSTRAP_CLASSES:
+        await _ensure(api, ("node.k8s.io", "v1", "runtimeclasses"), "",
+                      copy.deepcopy(runtime_class))
