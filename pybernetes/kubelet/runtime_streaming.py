@@ -101,15 +101,16 @@ def _previous_log_file(log_path: str) -> str:
 
 
 class RuncProvider(RuntimeProvider):
-    """exec through `runc exec`, port-forward inside the pod's network namespace
-    (`runtime` is a RuncRuntime: its runc binary, state root and container dirs)."""
+    """exec through `runc exec` (or the container's handler's OCI runtime), port-forward
+    inside the pod's network namespace (`runtime` is a RuncRuntime: its OCI runtime
+    command, container dirs)."""
 
     async def exec_stream(self, container_id: str, cmd: list[str], tty: bool,
                           stdin: bool, size: tuple[int, int] | None = None) -> StreamProcess:
         await self._running(container_id)
         rt = self.runtime
         pid_file = Path(rt._cdir(container_id)) / f"exec-{os.urandom(6).hex()}.pid"
-        argv = [rt.runc, "--root", str(rt.state_root), "exec", "--pid-file", str(pid_file)]
+        argv = rt.oci_command(container_id) + ["exec", "--pid-file", str(pid_file)]
         if tty:
             proc: StreamProcess = await PtyProcess.start(
                 argv + ["--tty", container_id, *cmd], size=size)

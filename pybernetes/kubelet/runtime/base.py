@@ -47,6 +47,9 @@ class SandboxConfig:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     sysctls: dict[str, str] = field(default_factory=dict)
+    # CRI's runtime_handler: the pod's RuntimeClass handler; "" is the runtime's default
+    # (records written before handlers existed have none: the default too)
+    runtime_handler: str = ""
 
 
 @dataclass
@@ -147,6 +150,12 @@ class ExecResult:
     stderr: bytes
 
 
+def handler_not_supported(handler: str) -> str:
+    """What CRI-O says of a handler it does not have (the kubelet prefixes it with
+    "Failed to create pod sandbox: ")."""
+    return f'RuntimeHandler "{handler}" not supported'
+
+
 class ContainerRuntimeError(Exception):
     """A runtime operation failed; `reason` is what the pod status should say
     (e.g. CreateContainerError, RunContainerError, CreateContainerConfigError)."""
@@ -162,6 +171,11 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def version(self) -> str:
         """e.g. "runc://1.1.5" (nodeInfo.containerRuntimeVersion)."""
+
+    def runtime_handlers(self) -> list[str]:
+        """The handlers a sandbox may ask for (CRI's RuntimeHandlers: "" is the default,
+        listed first); run_pod_sandbox refuses any other."""
+        return [""]
 
     # ----- sandboxes ---------------------------------------------------------------
     @abc.abstractmethod

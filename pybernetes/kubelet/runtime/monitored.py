@@ -130,6 +130,10 @@ class MonitoredRuntime(Runtime):
                 self._containers[d.name] = rec
 
     # ----- hooks -------------------------------------------------------------------
+    def handler_problem(self, handler: str) -> str:
+        """Why a sandbox cannot have this runtime handler ("" when it can)."""
+        return "" if handler in self.runtime_handlers() else handler_not_supported(handler)
+
     async def _setup_sandbox(self, sid: str, cfg: SandboxConfig, rec: dict) -> None:
         raise NotImplementedError
 
@@ -191,9 +195,9 @@ class MonitoredRuntime(Runtime):
 
     # ----- sandboxes ---------------------------------------------------------------
     async def run_pod_sandbox(self, cfg: SandboxConfig) -> str:
-        if cfg.runtime_handler not in self.runtime_handlers():
-            raise ContainerRuntimeError(handler_not_supported(cfg.runtime_handler),
-                                        reason="CreatePodSandboxError")
+        problem = self.handler_problem(cfg.runtime_handler)
+        if problem:
+            raise ContainerRuntimeError(problem, reason="CreatePodSandboxError")
         sid = new_id()
         sdir = self._sdir(sid)
         sdir.mkdir(parents=True)

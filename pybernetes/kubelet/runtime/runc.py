@@ -9,7 +9,12 @@ an overlayfs root over the image layers, and a cgroup
 
 runc keeps its own state under `<root>/runc/state` (its `--root`), so our containers
 never mix with anyone else's; everything else lives in files described in
-monitored.py. Each started container has Debian's `conmon` (CRI-O's monitor, a
+monitored.py. A sandbox may ask for another OCI runtime by its handler (a RuntimeClass'):
+"crun" runs its containers with crun (C, a fifth of runc's CPU per container) when it
+is installed, with its state under `<root>/runc/state-crun` (the state formats differ).
+Every OCI-runtime call for a container (conmon's `-r`, start, kill, delete, exec) uses
+the binary and state root of the handler recorded with it; records from before
+handlers existed have none, which means runc. Each started container has Debian's `conmon` (CRI-O's monitor, a
 ~2 MiB C process) as its parent, so the kubelet may restart at any time:
 
 - `conmon -c <id> -b <bundle> -r runc ...` runs `runc create` with the container's
@@ -29,6 +34,7 @@ import ctypes
 import errno
 import functools
 import json
+import logging
 import os
 import re
 import shutil
@@ -40,7 +46,7 @@ from pathlib import Path
 
 from pybernetes.kubelet.runtime import seccomp
 from pybernetes.kubelet.runtime.base import (
-    ContainerConfig, ContainerRuntimeError, ExecResult, SandboxConfig,
+    ContainerConfig, ContainerRuntimeError, ExecResult, SandboxConfig, handler_not_supported,
 )
 from pybernetes.kubelet.runtime.monitor import proc_start_time
 from pybernetes.kubelet.runtime.monitored import (
@@ -48,7 +54,11 @@ from pybernetes.kubelet.runtime.monitored import (
     sandbox_config_from, write_json,
 )
 
+log = logging.getLogger(__name__)
+
 CGROUP_ROOT = "pybernetes"
+DEFAULT_HANDLER = "runc"          # what a sandbox without a runtime handler runs with
+OCI_RUNTIMES = ("runc", "crun")   # handlers this runtime knows, each an OCI runtime binary
 RUNC_INIT_COMM = "runc:[2:INIT]"   # a created container's process, before `runc start`
 SHM_SIZE = 64 * 1024 * 1024
 OVERLAY_OPTS_MAX = 4000      # mount(2) data is one page
@@ -137,6 +147,24 @@ def cgroup_v2_only() -> bool:
 def cgroup_dirs(path: str) -> list[str]:
     """Every hierarchy's directory for a cgroup path (v1 controllers and v2)."""
     return sorted({os.path.join(m, path.lstrip("/")) for m in cgroup_mounts().values()})
+
+
+def crun_refusal() -> str:
+    """Why crun cannot run containers on this host ("" when it can). crun 1.x refuses a
+    hybrid host (v1 controllers, cgroup2 at /sys/fs/cgroup/unified) as soon as that
+    cgroup2 hierarchy has any controller, whatever the container asks for."""
+    unified = cgroup_mounts().get("")
+    if unified is None or unified == "/sys/fs/cgroup":
+        return ""   # cgroup v1 only, or v2 unified: crun runs
+    try:
+        with open(os.path.join(unified, "cgroup.controllers")) as f:
+            controllers = f.read().split()
+    except OSError:
+        return ""
+    if not controllers:
+        return ""
+    return ("crun does not run on a hybrid cgroup host whose cgroup v2 hierarchy has "
+            f"controllers ({' '.join(controllers)} at {unified})")
 
 
 def _cap_name(name: str) -> str:
@@ -273,6 +301,22 @@ class RuncRuntime(MonitoredRuntime):
         self.state_root = self.dir / "state"
         self.exits_dir = self.dir / "exits"
         self.netns_dir = self.root / "netns"
+        # handler -> OCI runtime binary: runc always, the others when installed and
+        # able to run here (else handler -> why not)
+        self.oci_runtimes = {DEFAULT_HANDLER: self.runc}
+        self.unusable: dict[str, str] = {}
+        for name in OCI_RUNTIMES:
+            found = shutil.which(name)
+            why = "" if found else f"{name} is not installed"
+            if found and name == "crun":
+                why = crun_refusal()
+            if name in self.oci_runtimes:
+                continue
+            if why:
+                self.unusable[name] = why
+                log.info("runtime handler %s not offered: %s", name, why)
+            else:
+                self.oci_runtimes[name] = found
         for d in (self.state_root, self.exits_dir, self.netns_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.network = network
@@ -285,9 +329,34 @@ class RuncRuntime(MonitoredRuntime):
             self._version = m.group(1) if m else "unknown"
         return f"runc://{self._version}"
 
-    async def _runc(self, *args: str, timeout: float = 60) -> tuple[int, str]:
-        code, out, err = await run_with_timeout(
-            [self.runc, "--root", str(self.state_root), *args], timeout)
+    def runtime_handlers(self) -> list[str]:
+        return ["", *sorted(self.oci_runtimes)]
+
+    def handler_problem(self, handler: str) -> str:
+        why = self.unusable.get(handler)
+        if why:   # upstream's wording, and why, for a handler this node knows of
+            return f"{handler_not_supported(handler)}: {why}"
+        return super().handler_problem(handler)
+
+    def _oci(self, rec: dict) -> tuple[str, str]:
+        """(OCI runtime binary, its state root) for a container's handler."""
+        handler = rec.get("handler") or DEFAULT_HANDLER
+        binary = self.oci_runtimes.get(handler)
+        if binary is None:   # uninstalled since the container was made
+            raise ContainerRuntimeError(f"OCI runtime {handler!r} is not installed")
+        if handler == DEFAULT_HANDLER:
+            return binary, str(self.state_root)
+        return binary, str(self.dir / f"state-{handler}")
+
+    def oci_command(self, container_id: str) -> list[str]:
+        """The start of an OCI runtime command line for this container (streaming exec)."""
+        binary, state = self._oci(self._load_container(container_id))
+        return [binary, "--root", state]
+
+    async def _runc(self, rec: dict, *args: str, timeout: float = 60) -> tuple[int, str]:
+        """The container's OCI runtime (runc or another handler's) with `args`."""
+        binary, state = self._oci(rec)
+        code, out, err = await run_with_timeout([binary, "--root", state, *args], timeout)
         return code, (err or out).decode(errors="replace").strip()
 
     # ----- sandboxes ---------------------------------------------------------------
@@ -394,6 +463,7 @@ class RuncRuntime(MonitoredRuntime):
             raise ContainerRuntimeError("too many image layers for one overlay mount",
                                         reason="CreateContainerError")
         rec["rootfs"] = str(rootfs)
+        rec["handler"] = sandbox["config"].get("runtime_handler") or DEFAULT_HANDLER
         self._save_container(rec)   # so a failure below still unmounts it
         mount("overlay", str(rootfs), "overlay", 0, opts)
         parent = (sandbox["config"].get("cgroup_parent") or "").strip("/")
@@ -526,13 +596,13 @@ class RuncRuntime(MonitoredRuntime):
         cid, cdir = rec["id"], self._cdir(rec["id"])
         pid, message = await self._launch_conmon(rec)
         if pid <= 0:
-            await self._runc("delete", "--force", cid)
+            await self._runc(rec, "delete", "--force", cid)
             raise ContainerRuntimeError(
                 last_runc_error(str(cdir / "runc.log")) or message
                 or "conmon did not start the container", reason="RunContainerError")
-        code, msg = await self._runc("start", cid)
+        code, msg = await self._runc(rec, "start", cid)
         if code != 0:
-            await self._runc("delete", "--force", cid)   # conmon then records an exit
+            await self._runc(rec, "delete", "--force", cid)   # conmon then records an exit
             raise ContainerRuntimeError(last_runc_error(str(cdir / "runc.log")) or msg
                                         or "runc start failed", reason="RunContainerError")
         conmon_pid = _read_pid(cdir / "conmon.pid")
@@ -567,13 +637,14 @@ class RuncRuntime(MonitoredRuntime):
 
     def _conmon_args(self, rec: dict) -> list[str]:
         cid, cdir, cfg = rec["id"], self._cdir(rec["id"]), rec["config"]
-        args = [self.conmon, "--api-version", "1", "-c", cid, "-u", cid, "-r", self.runc,
+        binary, state = self._oci(rec)
+        args = [self.conmon, "--api-version", "1", "-c", cid, "-u", cid, "-r", binary,
                 "-b", str(cdir / "bundle"), "-p", str(cdir / "pid"),
                 "-P", str(cdir / "conmon.pid"), "-l", "k8s-file:" + rec["log_path"],
                 "--exit-dir", str(self.exits_dir), "--persist-dir", str(cdir),
                 # the attach socket in the bundle, reached through a directory fd
                 "--full-attach",
-                "--runtime-arg", f"--root={self.state_root}",
+                "--runtime-arg", f"--root={state}",
                 "--runtime-arg", f"--log={cdir / 'runc.log'}",
                 "--runtime-arg", "--log-format=json", "--log-level", "error"]
         if cfg.get("tty"):
@@ -673,7 +744,7 @@ class RuncRuntime(MonitoredRuntime):
         # Without a pid namespace the init's death does not take its children along.
         if all_processes and sandbox.get("config", {}).get("host_pid"):
             args.append("--all")
-        await self._runc(*args, rec["id"], str(int(sig)))
+        await self._runc(rec, *args, rec["id"], str(int(sig)))
 
     def _load_sandbox_or_empty(self, sid: str) -> dict:
         try:
@@ -683,7 +754,7 @@ class RuncRuntime(MonitoredRuntime):
 
     async def _release_container(self, rec: dict) -> None:
         cid = rec["id"]
-        code, msg = await self._runc("delete", "--force", cid)
+        code, msg = await self._runc(rec, "delete", "--force", cid)
         if code != 0 and "does not exist" not in msg and "not exist" not in msg:
             raise ContainerRuntimeError(f"runc delete {cid}: {msg}")
         rootfs = rec.get("rootfs")
@@ -701,11 +772,11 @@ class RuncRuntime(MonitoredRuntime):
                         timeout: float) -> ExecResult:
         """`runc exec` (the container's env, user, cwd and capabilities); on timeout the
         exec'd process is killed and TimeoutError raised."""
-        self._running_record(container_id)
+        binary, state = self._oci(self._running_record(container_id))
         pid_file = self._cdir(container_id) / f"exec-{os.getpid()}-{id(cmd)}.pid"
         try:
             code, out, err = await run_with_timeout(
-                [self.runc, "--root", str(self.state_root), "exec", "--pid-file",
+                [binary, "--root", state, "exec", "--pid-file",
                  str(pid_file), container_id, *cmd], timeout)
         except TimeoutError:
             _kill_pid_file(pid_file)
