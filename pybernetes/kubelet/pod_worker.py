@@ -35,9 +35,9 @@ from pybernetes.kubelet.probes import (LIVENESS, STARTUP, FAILURE, ProbeChange, 
                                        ProbeTarget, kill_message)
 from pybernetes.kubelet.pod_volumes import (docker_config, pod_dir, setup_volumes,
                                             teardown_volumes)
-from pybernetes.kubelet.runtime_class import RuntimeClassLookup
 from pybernetes.kubelet.runtime.base import (ContainerRuntimeError, ContainerStatus,
                                              PortMapping, SandboxConfig, SandboxStatus)
+from pybernetes.kubelet.runtime_class import RuntimeClassLookup
 from pybernetes.kubelet.token_manager import TokenKey, TokenManager
 from pybernetes.kubelet.volumes.errors import VolumeError
 from pybernetes.machinery.errors import StatusError
