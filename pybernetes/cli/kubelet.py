@@ -353,6 +353,7 @@ async def _run_real(args: argparse.Namespace) -> None:
         opts.parallel_pod_starts = args.parallel_pod_starts
     server = await _start_server(args, runtime)
     node.kubelet_port = server.port if server is not None else 0
+    node.runtime_handlers = runtime.runtime_handlers()
     client = await APIClient.from_kubeconfig(args.kubeconfig, user_agent="pybernetes-kubelet",
                                              connections=args.api_concurrency + 16)
     try:

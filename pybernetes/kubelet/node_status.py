@@ -100,6 +100,8 @@ class NodeConfig:
     runtime_version: str = ""
     os_image: str = ""
     kubelet_port: int = 0   # where its server answers (logs, exec, ...); 0: it has none
+    # the runtime's handlers ("" = its default), reported as status.runtimeHandlers
+    runtime_handlers: list[str] = field(default_factory=list)
 
     def node_labels(self) -> dict[str, str]:
         arch = go_arch()
@@ -152,7 +154,18 @@ def node_status(cfg: NodeConfig, boot_id: str, old: dict | None = None) -> dict:
                      "architecture": go_arch(),
                      "containerRuntimeVersion": cfg.runtime_version,
                      "kubeletVersion": kube_version()},
+        **runtime_handlers_status(cfg.runtime_handlers),
     }
+
+
+def runtime_handlers_status(handlers: list[str]) -> dict:
+    """status.runtimeHandlers (v1.30+): one entry per handler, with the features the
+    kubelet asks about; none of ours has recursive read-only mounts or user namespaces."""
+    if not handlers:
+        return {}
+    return {"runtimeHandlers": [{"name": h, "features": {"recursiveReadOnlyMounts": False,
+                                                         "userNamespaces": False}}
+                                for h in handlers]}
 
 
 def node_object(cfg: NodeConfig, boot_id: str) -> dict:
