@@ -2,7 +2,7 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-APT_PKGS := etcd-server etcd-client docker-registry busybox-static runc iproute2 containernetworking-plugins iptables util-linux nftables conntrack conmon apache2-utils nginx-light qemu-system-x86
+APT_PKGS := etcd-server etcd-client docker-registry busybox-static runc iproute2 containernetworking-plugins iptables util-linux nftables conntrack conmon apache2-utils nginx-light qemu-system-x86 crun
 STAMP   := $(VENV)/.installed
 
 .PHONY: run test deps system-deps vm-kernel bench clean
