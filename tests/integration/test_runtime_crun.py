@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pybernetes.kubelet.runtime.base import ContainerRuntimeError
+from pybernetes.kubelet.runtime.base import ContainerRuntimeError, Resources
 from pybernetes.kubelet.runtime.monitored import write_json
-from pybernetes.kubelet.runtime.runc import RuncRuntime, cgroup_dirs, crun_refusal, umount
+from pybernetes.kubelet.runtime.runc import RuncRuntime, cgroup_dirs, crun_needs_v1_view, \
+    umount
 
 from .runtime_helpers import busybox_layer, container_config, sandbox_config, wait_log, \
     wait_state
@@ -27,6 +28,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("conmon") is None, reason="conmon is not installed"),
     pytest.mark.skipif(not os.path.exists("/bin/busybox"), reason="busybox-static missing"),
 ]
+
+MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -59,29 +62,29 @@ def crun_list(state: Path) -> list[dict]:
     return json.loads(out.stdout or "[]") or []
 
 
-CRUN_RUNS = pytest.mark.skipif(bool(crun_refusal()), reason=f"{crun_refusal()} (on such a "
-                               "host tests/e2e/test_runtime_class.py runs these in a VM)")
-
-
 async def test_handlers_listed(node) -> None:
-    rt, _, logs = node
-    if crun_refusal():   # a hybrid host: crun is known, not offered, and says why
-        assert rt.runtime_handlers() == ["", "runc"]
-        with pytest.raises(ContainerRuntimeError) as e:
-            await rt.run_pod_sandbox(sandbox_config("no-crun", logs, runtime_handler="crun"))
-        assert str(e.value) == f'RuntimeHandler "crun" not supported: {crun_refusal()}'
-    else:
-        assert rt.runtime_handlers() == ["", "crun", "runc"]
+    rt, _, _ = node
+    assert rt.runtime_handlers() == ["", "crun", "runc"]
 
 
-@CRUN_RUNS
 async def test_crun_sandbox_runs_its_containers_with_crun(node, layer) -> None:
     rt, root, logs = node
     sid = await rt.run_pod_sandbox(sandbox_config("crun-pod", logs, runtime_handler="crun"))
-    cid = await rt.create_container(sid, container_config("app", "echo hello; sleep 300"),
-                                    [layer])
+    cfg = container_config("app", "echo hello; sleep 300",
+                           resources=Resources(memory_limit=64 * MiB, cpu_shares=512))
+    cid = await rt.create_container(sid, cfg, [layer])
     await rt.start_container(cid)
     st = await wait_state(rt, cid, "running")
+    # crun applied the limits (v1 files here; the v2 ones where cgroup2 is all there is)
+    got = await rt.exec_sync(cid, ["cat", "/proc/self/cgroup"], 10)
+    assert cid in got.stdout.decode(), got
+    rec = json.loads((root / "runc" / "containers" / cid / "container.json").read_text())
+    mem = [d for d in cgroup_dirs(rec["cgroups_path"]) if "/memory/" in d]
+    if mem:
+        assert Path(mem[0], "memory.limit_in_bytes").read_text().strip() == str(64 * MiB)
+    else:
+        assert Path("/sys/fs/cgroup", rec["cgroups_path"].lstrip("/"),
+                    "memory.max").read_text().strip() == str(64 * MiB)
     assert st.state == "running"
     log = await wait_log(st.log_path, b"hello")
     assert b"hello" in log
@@ -95,7 +98,12 @@ async def test_crun_sandbox_runs_its_containers_with_crun(node, layer) -> None:
         conmon_pid = int(f.read().rsplit(")", 1)[1].split()[1])
     with open(f"/proc/{conmon_pid}/cmdline", "rb") as f:
         argv = f.read().split(b"\0")
-    assert argv[argv.index(b"-r") + 1] == shutil.which("crun").encode()
+    runtime = argv[argv.index(b"-r") + 1].decode()
+    if crun_needs_v1_view():   # a hybrid host: crun creates where cgroup2 is not mounted
+        assert runtime == str(root / "runc" / "crun-v1-create")
+        assert shutil.which("crun") in Path(runtime).read_text()
+    else:
+        assert runtime == shutil.which("crun")
     await rt.stop_container(cid, 5)
     assert (await rt.container_status(cid)).state == "exited"
     cgroups = (await rt.container_status(cid)).id

@@ -34,7 +34,6 @@ import ctypes
 import errno
 import functools
 import json
-import logging
 import os
 import re
 import shutil
@@ -53,8 +52,6 @@ from pybernetes.kubelet.runtime.monitored import (
     MONITOR_START_TIMEOUT, MonitoredRuntime, pid_alive, run_with_timeout,
     sandbox_config_from, write_json,
 )
-
-log = logging.getLogger(__name__)
 
 CGROUP_ROOT = "pybernetes"
 DEFAULT_HANDLER = "runc"          # what a sandbox without a runtime handler runs with
@@ -149,22 +146,30 @@ def cgroup_dirs(path: str) -> list[str]:
     return sorted({os.path.join(m, path.lstrip("/")) for m in cgroup_mounts().values()})
 
 
-def crun_refusal() -> str:
-    """Why crun cannot run containers on this host ("" when it can). crun 1.x refuses a
-    hybrid host (v1 controllers, cgroup2 at /sys/fs/cgroup/unified) as soon as that
-    cgroup2 hierarchy has any controller, whatever the container asks for."""
+def crun_needs_v1_view() -> bool:
+    """crun 1.x refuses to create a container on a hybrid host (v1 controllers, cgroup2
+    at /sys/fs/cgroup/unified) whose cgroup2 hierarchy has any controller (here the
+    hugetlb one, which no v1 hierarchy took). Such a host's limits are all v1 (runc's
+    are too), so crun's `create` runs where that cgroup2 mount is not: see
+    _crun_v1_wrapper. Its other commands do not look."""
     unified = cgroup_mounts().get("")
-    if unified is None or unified == "/sys/fs/cgroup":
-        return ""   # cgroup v1 only, or v2 unified: crun runs
+    if unified != "/sys/fs/cgroup/unified":
+        return False   # cgroup v1 only, or v2 unified: crun runs as it is
     try:
         with open(os.path.join(unified, "cgroup.controllers")) as f:
-            controllers = f.read().split()
+            return bool(f.read().split())
     except OSError:
-        return ""
-    if not controllers:
-        return ""
-    return ("crun does not run on a hybrid cgroup host whose cgroup v2 hierarchy has "
-            f"controllers ({' '.join(controllers)} at {unified})")
+        return False
+
+
+# `crun create` in a mount namespace of its own (private: nothing propagates back)
+# without the cgroup2 mount, so crun sees a cgroup v1 host; exec keeps the pid conmon
+# waits for. The container's own mount namespace is made from this one and drops it
+# all at pivot_root, as always.
+_CRUN_V1_WRAPPER = """#!/bin/sh
+exec unshare --mount --propagation private -- /bin/sh -c \
+    'umount -l /sys/fs/cgroup/unified && exec "$0" "$@"' {crun} "$@"
+"""
 
 
 def _cap_name(name: str) -> str:
@@ -307,18 +312,18 @@ class RuncRuntime(MonitoredRuntime):
         self.unusable: dict[str, str] = {}
         for name in OCI_RUNTIMES:
             found = shutil.which(name)
-            why = "" if found else f"{name} is not installed"
-            if found and name == "crun":
-                why = crun_refusal()
             if name in self.oci_runtimes:
                 continue
-            if why:
-                self.unusable[name] = why
-                log.info("runtime handler %s not offered: %s", name, why)
-            else:
+            if found:
                 self.oci_runtimes[name] = found
+            else:
+                self.unusable[name] = f"{name} is not installed"
         for d in (self.state_root, self.exits_dir, self.netns_dir):
             d.mkdir(parents=True, exist_ok=True)
+        # handler -> what conmon runs for `create` when it is not the binary itself
+        self.create_binaries: dict[str, str] = {}
+        if "crun" in self.oci_runtimes and crun_needs_v1_view():
+            self.create_binaries["crun"] = self._crun_v1_wrapper(self.oci_runtimes["crun"])
         self.network = network
         self._version = ""
 
@@ -331,6 +336,16 @@ class RuncRuntime(MonitoredRuntime):
 
     def runtime_handlers(self) -> list[str]:
         return ["", *sorted(self.oci_runtimes)]
+
+    def _crun_v1_wrapper(self, crun: str) -> str:
+        path = self.dir / "crun-v1-create"
+        text = _CRUN_V1_WRAPPER.format(crun=crun)
+        if not path.exists() or path.read_text() != text:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o755)
+            tmp.replace(path)
+        return str(path)
 
     def handler_problem(self, handler: str) -> str:
         why = self.unusable.get(handler)
@@ -638,6 +653,7 @@ class RuncRuntime(MonitoredRuntime):
     def _conmon_args(self, rec: dict) -> list[str]:
         cid, cdir, cfg = rec["id"], self._cdir(rec["id"]), rec["config"]
         binary, state = self._oci(rec)
+        binary = self.create_binaries.get(rec.get("handler") or DEFAULT_HANDLER, binary)
         args = [self.conmon, "--api-version", "1", "-c", cid, "-u", cid, "-r", binary,
                 "-b", str(cdir / "bundle"), "-p", str(cdir / "pid"),
                 "-P", str(cdir / "conmon.pid"), "-l", "k8s-file:" + rec["log_path"],
