@@ -349,10 +349,10 @@ async def test_kubelet_stopped_half_way_through_a_start(node, layer):
     cid = await rt.create_container(sid, container_config("created", "sleep 60"), [layer])
     runc = rt._runc
 
-    async def stopped_at_start(*args, **kw):   # the kubelet goes away right here
+    async def stopped_at_start(rec, *args, **kw):   # the kubelet goes away right here
         if args[0] == "start":
             raise asyncio.CancelledError
-        return await runc(*args, **kw)
+        return await runc(rec, *args, **kw)
     rt._runc = stopped_at_start
     with pytest.raises(asyncio.CancelledError):
         await rt.start_container(cid)
