@@ -1,6 +1,7 @@
 """The real kubelet (runc): pod startup latency and the kubelet's memory.
 
     python -m bench.kubelet_bench [--pods 100] [--rates 2 0] [--profile] [--quick]
+                                  [--runtime-class NAME]
     python -m bench.kubelet_bench --report      # redraw plot + table from kubelet.json
 
 Needs root, runc, Debian's docker-registry and busybox-static, and the CNI plugins
@@ -19,6 +20,10 @@ process:
   the client's clock is used. Half-way (P/2 pods running) and at P the kubelet's
   VmRSS is read from /proc/<pid>/status;
 - idle: VmRSS of the registered kubelet with no pod, before the startup run.
+
+--runtime-class NAME: every bench pod names this RuntimeClass (e.g. crun, which the
+server ships; another NAME is created with handler NAME when missing), so the same
+runs measure that handler's OCI runtime instead of runc.
 
 The monitors (conmon, one per container; the Python monitor for the process
 runtime) are not part of the
@@ -223,12 +228,26 @@ def memory(kubelet_pid: int, root: Path) -> dict:
 
 # -- scenarios ----------------------------------------------------------------------------
 
-def bench_pod(name: str, image: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": {"app": "kubelet-bench"}},
-            "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1,
-                     "containers": [{"name": "c", "image": image,
-                                     "command": EXIT_ON_TERM}]}}
+def bench_pod(name: str, image: str, runtime_class: str = "") -> dict:
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "labels": {"app": "kubelet-bench"}},
+           "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "c", "image": image,
+                                    "command": EXIT_ON_TERM}]}}
+    if runtime_class:
+        pod["spec"]["runtimeClassName"] = runtime_class
+    return pod
+
+
+async def ensure_runtime_class(api: Api, name: str) -> None:
+    """The server ships `crun`; any other class is made with handler NAME."""
+    path = "/apis/node.k8s.io/v1/runtimeclasses"
+    try:
+        await api.request("GET", f"{path}/{name}")
+    except RuntimeError:   # not there: create it
+        await api.request("POST", path, {"apiVersion": "node.k8s.io/v1",
+                                         "kind": "RuntimeClass", "metadata": {"name": name},
+                                         "handler": name})
 
 
 def all_running(pod: dict) -> bool:
@@ -260,13 +279,14 @@ async def delete_all(api: Api, timeout: float = 180.0) -> float:
     raise RuntimeError(f"{len(left['items'])} pods still there after {timeout:g} s")
 
 
-async def warm_up(api: Api, image: str) -> float:
+async def warm_up(api: Api, image: str, runtime_class: str = "") -> float:
     t0 = time.monotonic()
     done = asyncio.create_task(api.watch(
         "/api/v1/namespaces/default/pods", lambda _t, p: p["metadata"]["name"] == "warm-up"
         and all_running(p), 120))
     await asyncio.sleep(0.3)
-    await api.request("POST", "/api/v1/namespaces/default/pods", bench_pod("warm-up", image))
+    await api.request("POST", "/api/v1/namespaces/default/pods",
+                      bench_pod("warm-up", image, runtime_class))
     if await done != "done":
         raise RuntimeError("the warm-up pod did not run (image pull?)")
     took = time.monotonic() - t0
@@ -275,7 +295,7 @@ async def warm_up(api: Api, image: str) -> float:
 
 
 async def startup(api: Api, image: str, count: int, pods_per_s: float, kubelet_pid: int,
-                  root: Path, apiserver_pid: int) -> dict:
+                  root: Path, apiserver_pid: int, runtime_class: str = "") -> dict:
     created: dict[str, float] = {}
     running: dict[str, float] = {}
     rss: dict[str, dict] = {}
@@ -297,7 +317,8 @@ async def startup(api: Api, image: str, count: int, pods_per_s: float, kubelet_p
         name = f"bench-{i:03d}"
         async with sem:
             created[name] = time.monotonic()
-            await api.request("POST", "/api/v1/namespaces/default/pods", bench_pod(name, image))
+            await api.request("POST", "/api/v1/namespaces/default/pods",
+                              bench_pod(name, image, runtime_class))
     t0, ticks = time.monotonic(), machine_ticks()
     cpu0 = cpu_sample(kubelet_pid, apiserver_pid)
     tasks = []
@@ -332,10 +353,12 @@ async def scenarios(server: Server, kubelet_pid: int, root: Path, image: str,
     api = Api(server)
     try:
         await wait_node(api)
+        if args.runtime_class:
+            await ensure_runtime_class(api, args.runtime_class)
         log("node Ready; idle for 5 s")
         await asyncio.sleep(5)
         result["idle"] = memory(kubelet_pid, root)
-        result["warm_up_s"] = await warm_up(api, image)
+        result["warm_up_s"] = await warm_up(api, image, args.runtime_class)
         log(f"image pulled and cached ({result['warm_up_s']} s); idle again for 5 s")
         await asyncio.sleep(5)
         result["idle_after_warm_up"] = memory(kubelet_pid, root)
@@ -346,7 +369,7 @@ async def scenarios(server: Server, kubelet_pid: int, root: Path, image: str,
         for rate in args.rates:
             log(f"startup: {args.pods} pods at {rate or 'once'} pods/s")
             run = await startup(api, image, args.pods, rate, kubelet_pid, root,
-                                server.apiserver_pid())
+                                server.apiserver_pid(), args.runtime_class)
             log(f"  p50 {run['p50_s']} s, p99 {run['p99_s']} s, all in {run['wall_s']} s; "
                 f"CPU s/pod {run['cpu_s_per_pod']}; memory {run['memory']}")
             run["delete_s"] = await delete_all(api)
@@ -517,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", nargs="?", const="kubelet", choices=["kubelet", "apiserver"],
                     help="py-spy on the kubelet (default) or the API server")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--runtime-class", default="", metavar="NAME",
+                    help="the bench pods' runtimeClassName (e.g. crun; default: none, runc)")
     ap.add_argument("--report", action="store_true",
                     help="only redraw the plot and the table from kubelet.json")
     args = ap.parse_args(argv)
@@ -531,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     result: dict = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                     "git": git_commit(), "machine": machine_info(), "startup": [],
-                    "load_before": os.getloadavg()}
+                    "load_before": os.getloadavg(), "runtime_class": args.runtime_class}
     with tempfile.TemporaryDirectory(prefix="kubelet-bench-") as tmp:
         args.tmp = tmp
         try:
