@@ -40,6 +40,8 @@ def test_bootstrap_class_and_table(kubectl: Kubectl) -> None:
     resources = kubectl("api-resources", "--api-group=node.k8s.io")
     line = [r for r in resources.splitlines() if r.startswith("runtimeclasses")]
     assert line and line[0].split()[1:] == ["node.k8s.io/v1", "false", "RuntimeClass"], resources
+    explain = kubectl("explain", "runtimeclass.handler")
+    assert "KIND:" in explain and "RuntimeClass" in explain and "handler" in explain
 
 
 def test_validation(cluster: Cluster) -> None:

@@ -76,8 +76,6 @@ async def test_crun_sandbox_runs_its_containers_with_crun(node, layer) -> None:
     await rt.start_container(cid)
     st = await wait_state(rt, cid, "running")
     # crun applied the limits (v1 files here; the v2 ones where cgroup2 is all there is)
-    got = await rt.exec_sync(cid, ["cat", "/proc/self/cgroup"], 10)
-    assert cid in got.stdout.decode(), got
     rec = json.loads((root / "runc" / "containers" / cid / "container.json").read_text())
     mem = [d for d in cgroup_dirs(rec["cgroups_path"]) if "/memory/" in d]
     if mem:
