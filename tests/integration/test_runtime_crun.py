@@ -89,6 +89,7 @@ async def test_crun_sandbox_runs_its_containers_with_crun(node, layer) -> None:
     state = root / "runc" / "state-crun"
     assert [c["id"] for c in crun_list(state)] == [cid]
     assert not (root / "runc" / "state" / cid).exists()   # runc does not know it
+    rt = RuncRuntime(str(root))   # a restarted kubelet drives it with crun still
     res = await rt.exec_sync(cid, ["sh", "-c", "echo from-exec; exit 3"], 10)
     assert (res.exit_code, res.stdout) == (3, b"from-exec\n")
     # conmon, the container's parent, drives crun
