@@ -188,7 +188,7 @@ class PodWorker:
         return [c for c in out if c.labels.get(LABEL_UID) == uid]
 
     async def _sandboxes(self, uid: str) -> list[SandboxStatus]:
-        return [s for s in await self.rt.list_pod_sandboxes()
+        return [s for s in await self.rt.list_pod_sandboxes(pod_uid=uid)
                 if s.config is not None and s.config.pod_uid == uid]
 
     # -- sandbox -------------------------------------------------------------------------

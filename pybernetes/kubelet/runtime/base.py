@@ -195,8 +195,8 @@ class Runtime(abc.ABC):
         """Raises KeyError for an unknown sandbox."""
 
     @abc.abstractmethod
-    async def list_pod_sandboxes(self) -> list[SandboxStatus]:
-        ...
+    async def list_pod_sandboxes(self, pod_uid: str | None = None) -> list[SandboxStatus]:
+        """All sandboxes, or one pod's (CRI's PodSandboxFilter)."""
 
     # ----- containers --------------------------------------------------------------
     @abc.abstractmethod

@@ -265,8 +265,9 @@ class MonitoredRuntime(Runtime):
             self._sandbox_statuses[rec["id"]] = st
         return copy.copy(st)
 
-    async def list_pod_sandboxes(self) -> list[SandboxStatus]:
-        return [self._sandbox_status(self._sandboxes[sid]) for sid in sorted(self._sandboxes)]
+    async def list_pod_sandboxes(self, pod_uid: str | None = None) -> list[SandboxStatus]:
+        return [self._sandbox_status(rec) for sid, rec in sorted(self._sandboxes.items())
+                if pod_uid is None or rec["config"].get("pod_uid") == pod_uid]
 
     # ----- containers --------------------------------------------------------------
     async def create_container(self, sandbox_id: str, cfg: ContainerConfig,
