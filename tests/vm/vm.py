@@ -24,10 +24,12 @@ its own choices about mounts (and cgroups), while what is needed is ~60 lines of
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,7 @@ TCG_ACCEL = ["-accel", "tcg,thread=multi", "-cpu", "max"]
 # What stage 1 loads to mount the root: virtio-pci, the 9p transport and fs, overlayfs.
 BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
 
+PR_SET_PDEATHSIG = 1
 Log = Callable[[str], None]
 
 
@@ -242,11 +245,18 @@ def run_in_vm(command: str, timeout: float = 600, cpus: int = 2, memory_mb: int 
     return VMResult(code, output)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when we die, even by a signal that leaves
+    no time for `finally` (a killed test run must not leave a VM running)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _run_qemu(args: list[str], timeout: float, log: Log) -> str:
     """qemu's console, line by line to `log`; killed at `timeout` and in any case."""
     lines: list[str] = []
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=_die_with_parent)
 
     def pump() -> None:
         assert proc.stdout is not None
