@@ -413,8 +413,11 @@ class RuncRuntime(MonitoredRuntime):
         """New namespaces kept alive by bind mounts on files (`unshare --net=FILE`)."""
         for path in ns.values():
             Path(path).touch()
-        cmd = ["unshare"] + [f"--{kind}={path}" for kind, path in ns.items()]
-        cmd += ["--", "sh", "-c", _NS_INIT, "sh", hostname, "1" if "net" in ns else "0"]
+        cmd = ["unshare"] + [f"--{kind}={path}" for kind, path in ns.items()] + ["--"]
+        if "net" in ns and self.network is None:   # else CNI's loopback plugin sets lo up
+            cmd += ["sh", "-c", _NS_INIT, "sh", hostname, "1"]
+        else:   # one process fewer per pod than the shell
+            cmd += ["hostname", hostname] if hostname else ["true"]
         code, _, err = await run_with_timeout(cmd, 30)
         if code != 0:
             raise ContainerRuntimeError(f"creating namespaces: {err.decode().strip()}",
