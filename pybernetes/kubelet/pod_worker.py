@@ -35,6 +35,7 @@ from pybernetes.kubelet.probes import (LIVENESS, STARTUP, FAILURE, ProbeChange, 
                                        ProbeTarget, kill_message)
 from pybernetes.kubelet.pod_volumes import (docker_config, pod_dir, setup_volumes,
                                             teardown_volumes)
+from pybernetes.kubelet.recent_objects import RecentObjects
 from pybernetes.kubelet.runtime.base import (ContainerRuntimeError, ContainerStatus,
                                              PortMapping, SandboxConfig, SandboxStatus)
 from pybernetes.kubelet.runtime_class import RuntimeClassLookup
@@ -92,6 +93,7 @@ class PodWorker:
         self.rt = kubelet.runtime
         self._image_ids: dict[str, str] = {}
         self.tokens = TokenManager(self._request_token)
+        self._objects = RecentObjects(self._fetch_object)
         self.runtime_classes = RuntimeClassLookup(kubelet.client)
 
     # -- sync ----------------------------------------------------------------------------
@@ -268,6 +270,10 @@ class PodWorker:
             use_tmpfs=self.rt.name == "runc")
 
     async def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
+        """A ConfigMap or Secret for volumes and env (shared by pods asking at once)."""
+        return await self._objects.get(kind, namespace, name)
+
+    async def _fetch_object(self, kind: str, namespace: str, name: str) -> dict | None:
         res = CONFIGMAPS if kind == "configmap" else SECRETS
         return await self._get(res, name, namespace)
 
