@@ -5,7 +5,8 @@ cgroup tests there, against this very checkout, .venv, runc and conmon.
 VM_TESTS: the v2-only tests (a container's own cgroup2 with its limits, cpu.weight from
 requests, memory.oom.group, the OOM kill in memory.events) and the existing runc tests
 that exercise cgroups (OOMKilled, limits in the cgroup files, no cgroup left after a
-pod's removal, finding a container by its cgroup after a kubelet restart).
+pod's removal, finding a container by its cgroup after a kubelet restart), and a pod
+under the crun handler (its limits in cgroup v2 files).
 PYB_VM_TESTS overrides the selection (e.g. the whole-kubelet e2e modules, on a machine
 with hardware KVM: under qemu's emulator a cluster is too slow to start in their
 timeouts)."""
@@ -26,6 +27,8 @@ VM_TESTS = [
     f"{RUNC}::test_cpu_and_memory_limits_in_cgroup",
     f"{RUNC}::test_remove_leaves_nothing_behind",
     f"{RUNC}::test_kubelet_restart_finds_running_containers",
+    # crun as it runs on a v2 host (on a hybrid one its create needs a v1-only view)
+    "tests/integration/test_runtime_crun.py::test_crun_sandbox_runs_its_containers_with_crun",
 ]
 VM_TIMEOUT = 840
 
