@@ -14,8 +14,10 @@ monitored.py. A sandbox may ask for another OCI runtime by its handler (a Runtim
 is installed, with its state under `<root>/runc/state-crun` (the state formats differ).
 Every OCI-runtime call for a container (conmon's `-r`, start, kill, delete, exec) uses
 the binary and state root of the handler recorded with it; records from before
-handlers existed have none, which means runc. Each started container has Debian's `conmon` (CRI-O's monitor, a
-~2 MiB C process) as its parent, so the kubelet may restart at any time:
+handlers existed have none, which means runc.
+
+Each started container has Debian's `conmon` (CRI-O's monitor, a ~2 MiB C process) as
+its parent, so the kubelet may restart at any time:
 
 - `conmon -c <id> -b <bundle> -r runc ...` runs `runc create` with the container's
   stdio on its own pipes (or a terminal with `-t`), and reports the pid (or runc's
