@@ -10,7 +10,7 @@ an overlayfs root over the image layers, and a cgroup
 runc keeps its own state under `<root>/runc/state` (its `--root`), so our containers
 never mix with anyone else's; everything else lives in files described in
 monitored.py. A sandbox may ask for another OCI runtime by its handler (a RuntimeClass'):
-"crun" runs its containers with crun (C, a fifth of runc's CPU per container) when it
+"crun" runs its containers with crun (C; less CPU per container than runc) when it
 is installed, with its state under `<root>/runc/state-crun` (the state formats differ).
 Every OCI-runtime call for a container (conmon's `-r`, start, kill, delete, exec) uses
 the binary and state root of the handler recorded with it; records from before
