@@ -1,4 +1,4 @@
-"""Run one command in a KVM virtual machine whose only cgroup hierarchy is cgroup v2.
+"""Run one command in a qemu virtual machine whose only cgroup hierarchy is cgroup v2.
 
 This machine is cgroup v1 (hybrid), and its memory controller cannot move to v2 while
 its own sandbox uses it; a VM can boot any kernel with any hierarchy. So:
