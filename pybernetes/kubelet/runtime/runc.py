@@ -620,6 +620,9 @@ class RuncRuntime(MonitoredRuntime):
             raise ContainerRuntimeError(
                 last_runc_error(str(cdir / "runc.log")) or message
                 or "conmon did not start the container", reason="RunContainerError")
+        # the process runs from inside `runc start`: a stamp taken after it could be later
+        # than the exit of a container that ends at once (finishedAt before startedAt)
+        started_at = time.time()
         code, msg = await self._runc(rec, "start", cid)
         if code != 0:
             await self._runc(rec, "delete", "--force", cid)   # conmon then records an exit
@@ -628,7 +631,7 @@ class RuncRuntime(MonitoredRuntime):
         conmon_pid = _read_pid(cdir / "conmon.pid")
         return {"monitor": "conmon", "monitor_pid": conmon_pid,
                 "monitor_start_time": proc_start_time(conmon_pid), "pid": pid,
-                "pid_start_time": proc_start_time(pid), "started_at": time.time()}
+                "pid_start_time": proc_start_time(pid), "started_at": started_at}
 
     async def _launch_conmon(self, rec: dict) -> tuple[int, str]:
         """(the created container's pid, or -1 with conmon's message)."""
