@@ -184,7 +184,10 @@ def test_attach_tty_to_a_shell(env: dict) -> None:
     apply(kc, pod("shell", env["image"], ["sh"], restartPolicy="Never",
                   container={"stdin": True, "tty": True}))
     wait_for("shell Running", in_phase(kc, "shell", "Running"), 40)
-    keys = "stty size; echo $((6 * 7))x; exit 0\n"
+    # kubectl attach resizes to size+1 and then to the size (a SIGWINCH for the app to
+    # redraw), on a stream apart from stdin: the shell waits (bounded) for the second
+    keys = ('for i in 1 2 3 4 5 6 7 8 9 10; do [ "$(stty size)" = "21 87" ] && break; '
+            'sleep 0.3; done; stty size; echo $((6 * 7))x; exit 0\n')
     inner = f"stty cols 87 rows 21; {kc.binary} attach -it shell"
     p = subprocess.run(["script", "-qec", inner, "/dev/null"], input=keys, text=True,
                        capture_output=True, timeout=60,
