@@ -203,7 +203,7 @@ class CNI:
                 "capabilityArgs": rt.capability_args, "config": netconf, "result": result}
         tmp = f"{path}.tmp"
         with open(tmp, "w") as f:
-            json.dump(data, f)
+            f.write(json.dumps(data))   # the C encoder; json.dump runs a Python one
         # a crash leaves the old entry or the new one, never half; no fsync (as libcni):
         # after a power loss the namespace and veth are gone too, and DEL without a
         # cache entry still releases the lease

@@ -40,7 +40,7 @@ def write_json_atomic(path: str, data: dict, durable: bool = True) -> None:
     """Whole or not at all (rename), and with `durable` on disk before it is visible."""
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        f.write(json.dumps(data))   # dumps: the C encoder (dump runs a Python one)
         if durable:
             f.flush()
             os.fsync(f.fileno())
