@@ -1,6 +1,6 @@
 """The real kubelet (runc): pod startup latency and the kubelet's memory.
 
-    python -m bench.kubelet_bench [--pods 100] [--rates 2 0] [--profile] [--quick]
+    python -m bench.kubelet_bench [--pods 100] [--rates 2 5 10 0] [--profile] [--quick]
                                   [--runtime-class NAME]
     python -m bench.kubelet_bench --report      # redraw plot + table from kubelet.json
 
@@ -534,8 +534,8 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.kubelet_bench")
     ap.add_argument("--pods", type=int, default=100)
-    ap.add_argument("--rates", type=float, nargs="+", default=[2.0, 0.0],
-                    help="pods/s for each startup run (0: all at once); default 2 0")
+    ap.add_argument("--rates", type=float, nargs="+", default=[2.0, 5.0, 10.0, 0.0],
+                    help="pods/s for each startup run (0: all at once); default 2 5 10 0")
     ap.add_argument("--quick", action="store_true", help="20 pods, one run at 5/s")
     ap.add_argument("--profile", nargs="?", const="kubelet", choices=["kubelet", "apiserver"],
                     help="py-spy on the kubelet (default) or the API server")
