@@ -95,3 +95,20 @@ def pid_running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(b")") + 2:][:1] != b"Z"
+
+
+async def remove_everything(rt: Runtime, root: Path) -> list[str]:
+    """Remove every sandbox and container of the runtime, then unmount whatever is still
+    mounted under its root dir; returns those leftover mount points (a test asserts
+    there were none)."""
+    for s in await rt.list_pod_sandboxes():
+        await rt.remove_pod_sandbox(s.id)
+    for c in await rt.list_containers():
+        await rt.remove_container(c.id)
+    from pybernetes.kubelet.runtime.runc import umount
+    prefix = str(root.resolve()) + "/"
+    with open("/proc/self/mountinfo") as f:
+        leftovers = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+    for path in reversed(leftovers):
+        umount(path)
+    return leftovers

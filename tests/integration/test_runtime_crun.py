@@ -15,11 +15,10 @@ import pytest
 
 from pybernetes.kubelet.runtime.base import ContainerRuntimeError, Resources
 from pybernetes.kubelet.runtime.monitored import write_json
-from pybernetes.kubelet.runtime.runc import RuncRuntime, cgroup_dirs, crun_needs_v1_view, \
-    umount
+from pybernetes.kubelet.runtime.runc import RuncRuntime, cgroup_dirs, crun_needs_v1_view
 
-from .runtime_helpers import busybox_layer, container_config, sandbox_config, wait_log, \
-    wait_state
+from .runtime_helpers import busybox_layer, container_config, remove_everything, \
+    sandbox_config, wait_log, wait_state
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the runc runtime needs root"),
@@ -42,17 +41,7 @@ async def node(tmp_path):
     root = tmp_path / "kubelet"
     rt = RuncRuntime(str(root))
     yield rt, root, tmp_path / "logs"
-    rt = RuncRuntime(str(root))
-    for s in await rt.list_pod_sandboxes():
-        await rt.remove_pod_sandbox(s.id)
-    for c in await rt.list_containers():
-        await rt.remove_container(c.id)
-    prefix = str(root.resolve()) + "/"
-    with open("/proc/self/mountinfo") as f:
-        leftovers = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for path in reversed(leftovers):
-        umount(path)
-    assert not leftovers
+    assert not await remove_everything(RuncRuntime(str(root)), root)
 
 
 def crun_list(state: Path) -> list[dict]:

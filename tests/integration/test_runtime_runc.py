@@ -14,12 +14,11 @@ import pytest
 from pybernetes.kubelet.runtime.base import (
     ContainerRuntimeError, DNSConfig, Mount, Resources, Security,
 )
-from pybernetes.kubelet.runtime.runc import ALL_CAPS, DEFAULT_CAPS, RuncRuntime, cgroup_dirs, \
-    umount
+from pybernetes.kubelet.runtime.runc import ALL_CAPS, DEFAULT_CAPS, RuncRuntime, cgroup_dirs
 
 from .runtime_helpers import (
     busybox_layer, container_config, log_entries, pid_running, processes_mentioning,
-    sandbox_config, wait_log, wait_state,
+    remove_everything, sandbox_config, wait_log, wait_state,
 )
 
 pytestmark = [
@@ -47,15 +46,8 @@ async def node(tmp_path):
     root = tmp_path / "kubelet"
     rt = RuncRuntime(str(root))
     yield rt, root, tmp_path / "logs"
-    rt = RuncRuntime(str(root))   # the test may have "restarted the kubelet"
-    for s in await rt.list_pod_sandboxes():
-        await rt.remove_pod_sandbox(s.id)
-    for c in await rt.list_containers():
-        await rt.remove_container(c.id)
-    leftovers = _mounts_under(root)
-    for path in reversed(leftovers):
-        umount(path)
-    assert not leftovers
+    # a new runtime: the test may have "restarted the kubelet"
+    assert not await remove_everything(RuncRuntime(str(root)), root)
 
 
 def _mounts_under(root: Path) -> list[str]:

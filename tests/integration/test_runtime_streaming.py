@@ -9,11 +9,12 @@ import time
 
 import pytest
 
-from pybernetes.kubelet.runtime.runc import RuncRuntime, umount
+from pybernetes.kubelet.runtime.runc import RuncRuntime
 from pybernetes.kubelet.runtime_streaming import RuncProvider, provider_for
 from pybernetes.kubelet.streaming import ContainerNotFound
 
-from .runtime_helpers import busybox_layer, container_config, sandbox_config, wait_log
+from .runtime_helpers import busybox_layer, container_config, remove_everything, \
+    sandbox_config, wait_log
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the runc runtime needs root"),
@@ -42,14 +43,7 @@ async def pod(tmp_path, layer):
     try:
         yield rt, cid
     finally:
-        for s in await rt.list_pod_sandboxes():
-            await rt.remove_pod_sandbox(s.id)
-        prefix = str(root.resolve()) + "/"
-        with open("/proc/self/mountinfo") as f:
-            left = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-        for path in reversed(left):
-            umount(path)
-        assert not left
+        assert not await remove_everything(rt, root)
 
 
 async def collect(proc, stdin: bytes | None = None) -> tuple[bytes, bytes, int]:
