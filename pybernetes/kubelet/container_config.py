@@ -118,6 +118,40 @@ def cgroup_parent(pod: dict) -> str:
     return f"kubepods/{qos.lower()}/pod{uid}"
 
 
+def pod_resources(pod: dict) -> Resources:
+    """The pod cgroup's limits (upstream's ResourceConfigForPod): cpu shares from the pod's
+    requests; a CPU quota and a memory limit only when every container has that limit;
+    init containers count with the largest of them against the sum of the others (they
+    run one at a time, before); the RuntimeClass overhead (spec.overhead) on top."""
+    spec = pod.get("spec") or {}
+    if pod_qos_class(spec) == "BestEffort":
+        return Resources(cpu_shares=MIN_SHARES, cpu_period=QUOTA_PERIOD)
+    overhead = spec.get("overhead") or {}
+    cpu_req = _pod_total(spec, "requests", "cpu", milli)
+    cpu_lim = _pod_total(spec, "limits", "cpu", milli)
+    mem_lim = _pod_total(spec, "limits", "memory", lambda q: int(_value(q)))
+    cpu_over, mem_over = milli(overhead.get("cpu")), int(_value(overhead.get("memory")))
+    return Resources(cpu_shares=cpu_shares(cpu_req + cpu_over),
+                     cpu_quota=cpu_quota(cpu_lim + cpu_over) if cpu_lim else 0,
+                     cpu_period=QUOTA_PERIOD,
+                     memory_limit=mem_lim + mem_over if mem_lim else 0)
+
+
+def _pod_total(spec: dict, kind: str, name: str, amount: Callable[[object], int]) -> int:
+    """max(sum over containers, largest init container); 0 for a limit some container
+    lacks (then the pod has no such limit)."""
+    def of(c: dict) -> int | None:
+        v = ((c.get("resources") or {}).get(kind) or {}).get(name)
+        if v is None and kind == "requests":   # a request defaults to the limit
+            v = ((c.get("resources") or {}).get("limits") or {}).get(name)
+        return None if v is None else amount(v)
+    apps = [of(c) for c in spec.get("containers") or []]
+    inits = [of(c) for c in spec.get("initContainers") or []]
+    if kind == "limits" and None in apps + inits:
+        return 0
+    return max(sum(a or 0 for a in apps), max((i or 0 for i in inits), default=0))
+
+
 # ----- argv ----------------------------------------------------------------------------
 def container_argv(container: dict, image_config: dict, env: dict[str, str]) -> list[str]:
     get = mapping(env)

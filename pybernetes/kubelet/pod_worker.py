@@ -232,14 +232,14 @@ class PodWorker:
                  for c in spec.get("containers") or [] for p in c.get("ports") or []
                  if p.get("hostPort")]
         psc = spec.get("securityContext") or {}
-        from pybernetes.kubelet.container_config import cgroup_parent
+        from pybernetes.kubelet.container_config import cgroup_parent, pod_resources
         ns, name, uid = md.get("namespace") or "default", md["name"], md["uid"]
         return SandboxConfig(
             pod_uid=uid, name=name, namespace=ns,
             hostname=sandbox_hostname(pod, opts.cluster_domain), attempt=attempt,
             host_network=bool(spec.get("hostNetwork")), host_pid=bool(spec.get("hostPID")),
             host_ipc=bool(spec.get("hostIPC")), dns=dns, extra_hosts=host_aliases(pod),
-            ports=ports, cgroup_parent=cgroup_parent(pod),
+            ports=ports, cgroup_parent=cgroup_parent(pod), resources=pod_resources(pod),
             log_directory=os.path.join(opts.pod_logs_dir, f"{ns}_{name}_{uid}"),
             labels={LABEL_UID: uid, "io.kubernetes.pod.name": name,
                     "io.kubernetes.pod.namespace": ns},

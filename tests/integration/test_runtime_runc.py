@@ -14,7 +14,8 @@ import pytest
 from pybernetes.kubelet.runtime.base import (
     ContainerRuntimeError, DNSConfig, Mount, Resources, Security,
 )
-from pybernetes.kubelet.runtime.runc import ALL_CAPS, DEFAULT_CAPS, RuncRuntime, cgroup_dirs
+from pybernetes.kubelet.runtime.runc import ALL_CAPS, DEFAULT_CAPS, RuncRuntime, cgroup_dirs, \
+    cgroup_v2_only
 
 from .runtime_helpers import (
     busybox_layer, container_config, log_entries, pid_running, processes_mentioning,
@@ -144,6 +145,32 @@ async def test_cpu_and_memory_limits_in_cgroup(node, layer):
         assert got.exit_code == 0, got.stderr
         if want is not None:
             assert got.stdout.strip() == want, name
+
+
+async def test_pod_cgroup_has_the_pods_limits_and_goes_with_the_sandbox(node, layer):
+    """Upstream's pod-level cgroup: the containers' parent carries the pod's totals (here
+    as the kubelet computes them for two containers of 250m/32Mi limits plus an overhead)."""
+    rt, _, logs = node
+    if cgroup_v2_only():
+        pytest.skip("cgroup v1 files; v2 in test_runtime_runc_cgroup_v2.py")
+    pod_limits = Resources(cpu_shares=614, cpu_quota=60_000, cpu_period=100_000,
+                           memory_limit=96 * 1024 * 1024)
+    cfg = sandbox_config("podcg", logs, resources=pod_limits)
+    sid = await rt.run_pod_sandbox(cfg)
+    cid = await rt.create_container(sid, container_config(
+        "c", "sleep 60", resources=Resources(cpu_shares=256, cpu_quota=25_000,
+                                             memory_limit=32 * 1024 * 1024)), [layer])
+    await rt.start_container(cid)
+    pod_dirs = cgroup_dirs(f"pybernetes/{cfg.cgroup_parent}")
+    cpu = next(d for d in pod_dirs if "/cpu/" in d or "/cpu,cpuacct/" in d)
+    memory = next(d for d in pod_dirs if "/memory/" in d)
+    read = lambda d, f: Path(d, f).read_text().strip()   # noqa: E731
+    assert (read(cpu, "cpu.shares"), read(cpu, "cpu.cfs_quota_us"),
+            read(memory, "memory.limit_in_bytes")) == ("614", "60000", str(96 * 1024 * 1024))
+    # the container's own cgroup is below the pod's, with its own limits
+    assert read(os.path.join(cpu, cid), "cpu.cfs_quota_us") == "25000"
+    await rt.remove_pod_sandbox(sid)
+    assert not [d for d in pod_dirs if os.path.exists(d)]
 
 
 async def test_security_context(node, layer):

@@ -103,3 +103,26 @@ async def test_oom_kill_takes_the_whole_container_and_is_counted(node, layer):
     events = dict(line.split() for line in
                   (host_cgroup(parent, cid) / "memory.events").read_text().splitlines())
     assert int(events["oom_kill"]) >= 1 and int(events.get("oom_group_kill", 1)) >= 1
+
+
+async def test_pod_cgroup_has_the_pods_limits_and_goes_with_the_sandbox(node, layer):
+    """Upstream's pod-level cgroup on v2: the containers' parent has the pod's totals
+    (weight from the summed requests, cpu.max and memory.max from the summed limits
+    plus overhead) and delegates cpu/memory/pids to the containers below it."""
+    rt, logs = node
+    pod_limits = Resources(cpu_shares=614, cpu_quota=60_000, cpu_period=100_000,
+                           memory_limit=96 * MiB)
+    sid = await rt.run_pod_sandbox(sandbox_config("podcg", logs, resources=pod_limits))
+    parent = (await rt.pod_sandbox_status(sid)).config.cgroup_parent
+    cid = await rt.create_container(sid, container_config(
+        "c", "sleep 600", resources=Resources(cpu_shares=256, cpu_quota=25_000,
+                                              memory_limit=32 * MiB)), [layer])
+    await rt.start_container(cid)
+    pod = host_cgroup(parent)
+    want = {"cpu.weight": str(runc_weight(614)), "cpu.max": "60000 100000",
+            "memory.max": str(96 * MiB)}
+    assert {name: (pod / name).read_text().strip() for name in want} == want
+    assert {"cpu", "memory", "pids"} <= set((pod / "cgroup.subtree_control").read_text().split())
+    assert (host_cgroup(parent, cid) / "cpu.max").read_text().strip() == "25000 100000"
+    await rt.remove_pod_sandbox(sid)
+    assert not pod.exists()

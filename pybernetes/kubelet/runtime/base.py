@@ -50,6 +50,8 @@ class SandboxConfig:
     # CRI's runtime_handler: the pod's RuntimeClass handler; "" is the runtime's default
     # (records written before handlers existed have none: the default too)
     runtime_handler: str = ""
+    # the pod cgroup's limits (upstream's pod-level cgroup); None: no limits of its own
+    resources: Resources | None = None
 
 
 @dataclass

@@ -69,6 +69,7 @@ def sandbox_config_from(data: dict) -> SandboxConfig:
     data["dns"] = DNSConfig(**data.get("dns") or {})
     data["ports"] = [PortMapping(**p) for p in data.get("ports") or []]
     data["extra_hosts"] = [(ip, list(names)) for ip, names in data.get("extra_hosts") or []]
+    data["resources"] = Resources(**data["resources"]) if data.get("resources") else None
     return SandboxConfig(**data)
 
 

@@ -45,7 +45,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from pybernetes.kubelet.runtime import seccomp
+from pybernetes.kubelet.runtime import pod_cgroup, seccomp
 from pybernetes.kubelet.runtime.base import (
     ContainerConfig, ContainerRuntimeError, ExecResult, SandboxConfig, handler_not_supported,
 )
@@ -388,6 +388,7 @@ class RuncRuntime(MonitoredRuntime):
             ns["ipc"] = str(sdir / "ipc")
         rec["ns"] = ns
         self._save_sandbox(rec)
+        self._pod_cgroup(cfg)
         if ns:
             await self._pin_namespaces(ns, cfg.hostname if "uts" in ns else "")
         if not cfg.host_ipc:
@@ -410,6 +411,18 @@ class RuncRuntime(MonitoredRuntime):
         (sdir / "hosts").write_text(hosts_file(cfg, rec["ips"][0] if rec["ips"] else ""))
         (sdir / "resolv.conf").write_text(resolv_conf(cfg))
         (sdir / "hostname").write_text(cfg.hostname + "\n")
+
+    def _pod_cgroup(self, cfg: SandboxConfig) -> None:
+        """The pod's cgroup with its limits (removed with the sandbox, once empty)."""
+        parent = cfg.cgroup_parent.strip("/")
+        if cfg.resources is None or not parent:
+            return
+        try:
+            pod_cgroup.apply(cgroup_mounts(), f"{CGROUP_ROOT}/{parent}", cfg.resources,
+                             cgroup_v2_only())
+        except OSError as e:
+            raise ContainerRuntimeError(f"creating the pod cgroup: {e}",
+                                        reason="CreatePodSandboxError") from None
 
     async def _pin_namespaces(self, ns: dict[str, str], hostname: str) -> None:
         """New namespaces kept alive by bind mounts on files (`unshare --net=FILE`)."""

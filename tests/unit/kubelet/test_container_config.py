@@ -6,7 +6,7 @@ import pytest
 from pybernetes.kubelet.container_config import (ANN_HASH, LABEL_NAME, VolumePath,
                                                  build_container_config, cgroup_parent,
                                                  container_argv, cpu_quota, cpu_shares,
-                                                 read_termination_message)
+                                                 pod_resources, read_termination_message)
 from pybernetes.kubelet.env import ConfigError
 from pybernetes.kubelet.runtime.base import ContainerRuntimeError, Mount
 
@@ -81,6 +81,30 @@ def test_qos_cgroup_parent():
     assert cgroup_parent(pod(g)) == "kubepods/podu-1"
     assert cgroup_parent(pod(b)) == "kubepods/burstable/podu-1"
     assert cgroup_parent(pod({"name": "c"})) == "kubepods/besteffort/podu-1"
+
+
+def test_pod_cgroup_limits_as_upstreams_resource_config_for_pod():
+    def spec(*containers, init=(), overhead=None) -> dict:
+        p = {"metadata": {"uid": "u-1"}, "spec": {"containers": list(containers),
+                                                   "initContainers": list(init)}}
+        if overhead:
+            p["spec"]["overhead"] = overhead
+        return p
+
+    def res(req: dict | None = None, lim: dict | None = None) -> dict:
+        return {"name": "c", "resources": {"requests": req or {}, "limits": lim or {}}}
+
+    full = res({"cpu": "250m", "memory": "32Mi"}, {"cpu": "250m", "memory": "32Mi"})
+    r = pod_resources(spec(full, full, overhead={"cpu": "100m", "memory": "32Mi"}))
+    assert (r.cpu_shares, r.cpu_quota, r.memory_limit) == (614, 60000, 96 << 20)
+    # a container without a limit: the pod has no such limit (shares still summed)
+    r = pod_resources(spec(full, res({"cpu": "500m"})))
+    assert (r.cpu_shares, r.cpu_quota, r.memory_limit) == (768, 0, 0)
+    # an init container bigger than the app containers together sets the pod's figure
+    r = pod_resources(spec(full, init=[res({"cpu": "1", "memory": "64Mi"},
+                                           {"cpu": "1", "memory": "64Mi"})]))
+    assert (r.cpu_shares, r.cpu_quota, r.memory_limit) == (1024, 100000, 64 << 20)
+    assert pod_resources(spec({"name": "c"})).cpu_shares == 2   # BestEffort
 
 
 def test_security_context_merge():
