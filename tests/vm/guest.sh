@@ -25,10 +25,16 @@ echo "vm: cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
 
 # Real tmpfs where the tests put overlay upper dirs (overlayfs cannot be the upper
 # layer of another overlay) and runtime state.
+# The checkout may live under one of them (a CI's clone in /tmp): a view of it is kept
+# aside and put back at its own path once they are mounted.
+mkdir -p /mnt/repo && mount --bind "$REPO" /mnt/repo
 for d in /tmp /run /var/tmp /var/lib/pybernetes /var/lib/cni; do
     mkdir -p "$d" && mount -t tmpfs -o mode=755 tmpfs "$d"
 done
 chmod 1777 /tmp /var/tmp
+if [ ! -e "$REPO/pyproject.toml" ]; then
+    mkdir -p "$REPO" && mount --bind /mnt/repo "$REPO"
+fi
 mkdir -p /run/netns /run/lock
 
 # The Debian kernel's modules (extracted on the host, never installed there), loaded
