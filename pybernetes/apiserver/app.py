@@ -88,9 +88,19 @@ def make_pipeline(authorizer: Authorizer) -> Handler:
 
 
 def build_app(api: APIState) -> web.Application:
-    app = web.Application(middlewares=[status_errors, make_pipeline(Authorizer())],
+    authorizer = Authorizer(api.config.authorization_modes, api)
+    api.authorizer = authorizer  # the access reviews ask the same one
+    app = web.Application(middlewares=[status_errors, make_pipeline(authorizer)],
                           client_max_size=api.config.max_request_bytes + 1024)
     app["api"] = api
+
+    async def start_authorizer(app: web.Application) -> None:
+        authorizer.start()
+
+    async def stop_authorizer(app: web.Application) -> None:
+        await authorizer.stop()
+    app.on_startup.append(start_authorizer)
+    app.on_cleanup.append(stop_authorizer)
     add_health_routes(app, api)
     from . import discovery, openapi
     discovery.add_routes(app, api.registry)

@@ -122,3 +122,6 @@ async def bootstrap(api: APIState) -> None:
     for runtime_class in BOOTSTRAP_CLASSES:
         await _ensure(api, ("node.k8s.io", "v1", "runtimeclasses"), "",
                       copy.deepcopy(runtime_class))
+    if "RBAC" in cfg.authorization_modes:  # upstream's rbac/bootstrap-roles hook
+        from ..auth.bootstrap_policy import reconcile
+        await reconcile(api)

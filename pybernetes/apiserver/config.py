@@ -29,6 +29,8 @@ class APIServerConfig:
     # e.g. ServiceAccount in API-only test clusters that run no controller-manager (as
     # upstream's integration tests do)
     disable_admission_plugins: list[str] = field(default_factory=list)
+    # --authorization-mode: asked in order, first allow wins (AlwaysAllow, RBAC)
+    authorization_modes: list[str] = field(default_factory=lambda: ["AlwaysAllow"])
 
     @property
     def pki_dir(self) -> str:

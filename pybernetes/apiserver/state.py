@@ -16,6 +16,7 @@ from .config import APIServerConfig
 from .resource_store import ResourceStore
 
 if TYPE_CHECKING:
+    from ..auth.authz import Authorizer
     from .allocators import Allocators
 
 log = logging.getLogger("pybernetes.apiserver")
@@ -37,6 +38,7 @@ class APIState:
         self.caches: dict[str, WatchCache] = {}
         self.resources: dict[tuple[str, str, str], ResourceStore] = {}
         self.allocators: "Allocators | None" = None
+        self.authorizer: "Authorizer | None" = None  # set by build_app
         for s in registry.strategies:
             if s.virtual:
                 continue
