@@ -52,8 +52,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--disable-admission-plugins", default="", metavar="LIST",
                    type=_admission_plugins,
                    help="comma-separated admission plugins to turn off (e.g. ServiceAccount)")
+    p.add_argument("--authorization-mode", default="AlwaysAllow", metavar="MODES",
+                   type=_authorization_modes,
+                   help="comma-separated authorizers, asked in order, first allow wins: "
+                        "AlwaysAllow (every authenticated user may do everything), RBAC "
+                        "(Roles and bindings), AlwaysDeny; system:masters is always allowed "
+                        "(default: %(default)s)")
     flags.add_log_level(p)
     p.set_defaults(func=run)
+
+
+def _authorization_modes(value: str) -> list[str]:
+    from pybernetes.auth.authz import parse_modes
+    try:
+        return parse_modes(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _admission_plugins(value: str) -> list[str]:
@@ -77,7 +91,8 @@ def config_from_args(args: argparse.Namespace):
         client_ca_file=args.client_ca_file,
         service_cluster_ip_range=args.service_cluster_ip_range,
         service_node_port_range=args.service_node_port_range, log_level=args.log_level,
-        disable_admission_plugins=list(getattr(args, "disable_admission_plugins", None) or []))
+        disable_admission_plugins=list(getattr(args, "disable_admission_plugins", None) or []),
+        authorization_modes=_modes_arg(getattr(args, "authorization_mode", None)))
     if bool(config.tls_cert_file) != bool(config.tls_private_key_file):
         raise SystemExit("pybernetes apiserver: --tls-cert-file and --tls-private-key-file "
                          "must be given together")
@@ -91,6 +106,13 @@ def config_from_args(args: argparse.Namespace):
         config.tls_private_key_file = config.tls_private_key_file or pki.server_key
         config.client_ca_file = config.client_ca_file or pki.ca_crt
     return config
+
+
+def _modes_arg(value: list[str] | str | None) -> list[str]:
+    """The parsed flag (argparse does not run `type` on a string default)."""
+    if value is None:
+        return ["AlwaysAllow"]
+    return _authorization_modes(value) if isinstance(value, str) else list(value)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -119,12 +119,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not run COMPONENT (repeatable); can be disabled: "
                         f"{', '.join(OPTIONAL + tuple(BUILT_IN))} (servicelb: LoadBalancer "
                         "Services get no node addresses)")
+    p.add_argument("--authorization-mode", default="AlwaysAllow", metavar="MODES",
+                   help="the API server's authorizers, comma-separated, first allow wins: "
+                        "AlwaysAllow (every authenticated user may do everything) or RBAC "
+                        "(Roles and bindings; each component gets its bootstrap role) "
+                        "(default: %(default)s)")
     flags.add_log_level(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = _check_disable(args.disable) or _check_runtime(args) or _check_services(args)
+    problem = _check_disable(args.disable) or _check_runtime(args) or \
+        _check_services(args) or _check_authorization(args)
     if problem:
         print(f"pybernetes server: {problem}", file=sys.stderr)
         return 2
@@ -229,7 +235,8 @@ def _components(args: argparse.Namespace, data_dir: str, pki,
         "--service-node-port-range", args.service_node_port_range,
         "--advertise-address", args.advertise_address,
         "--tls-cert-file", pki.server_crt, "--tls-private-key-file", pki.server_key,
-        "--client-ca-file", pki.ca_crt, "--log-level", args.log_level], env)
+        "--client-ca-file", pki.ca_crt, "--log-level", args.log_level,
+        "--authorization-mode", args.authorization_mode], env)
     controller_manager = Component("controller-manager", base + [
         "controller-manager", "--kubeconfig", kubeconfigs["controller-manager"],
         "--leader-elect", "--root-ca-file", pki.ca_crt, "--cluster-cidr", args.cluster_cidr,
@@ -365,6 +372,15 @@ def _kubelet_serving_cert(args: argparse.Namespace, pki) -> tuple[str, str]:
     return issue_serving_cert(pki, args.node_name, hosts,
                               os.path.join(pki.dir, "kubelet-serving.crt"),
                               os.path.join(pki.dir, "kubelet-serving.key"))
+
+
+def _check_authorization(args: argparse.Namespace) -> str:
+    from pybernetes.auth.authz import parse_modes
+    try:
+        parse_modes(args.authorization_mode)
+    except ValueError as e:
+        return f"--authorization-mode: {e}"
+    return ""
 
 
 def _check_services(args: argparse.Namespace) -> str:
