@@ -19,6 +19,7 @@ LEASE_NAME = "kube-controller-manager"
 
 
 def controller_classes() -> dict[str, type[Controller]]:
+    from pybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
     from pybernetes.controllers.cronjob import CronJobController
     from pybernetes.controllers.daemonset import DaemonSetController
     from pybernetes.controllers.deployment import DeploymentController
@@ -39,7 +40,8 @@ def controller_classes() -> dict[str, type[Controller]]:
     from pybernetes.controllers.serviceaccount import ServiceAccountController
     from pybernetes.controllers.serviceaccount_tokens import TokensController
     from pybernetes.controllers.statefulset import StatefulSetController
-    return {"cronjob": CronJobController, "daemonset": DaemonSetController,
+    return {"clusterrole-aggregation": ClusterRoleAggregationController,
+            "cronjob": CronJobController, "daemonset": DaemonSetController,
             "deployment": DeploymentController, "disruption": DisruptionController,
             "endpoints": EndpointsController,
             "endpointslice": EndpointSliceController, "garbagecollector": GarbageCollector,
