@@ -341,6 +341,14 @@ class ResourceHandler:
         if name:
             reject_wrong_types(obj, name, strategy.kind, strategy.version)
             fieldvalidation.zero_nulls(obj, name)
+        if strategy.namespaced:  # (LocalSubjectAccessReview) the URL's namespace is its own
+            if not info.namespace:
+                raise _404()
+            md = obj.setdefault("metadata", {})
+            if not isinstance(md, dict) or md.setdefault("namespace", info.namespace) \
+                    != info.namespace:
+                raise errors.bad_request("the namespace of the provided object does not "
+                                         "match the namespace sent on the request")
         user = request["user"]
         result = await strategy.handle_create(  # type: ignore[attr-defined]
             copy.deepcopy(obj), dataclasses.asdict(user), api=self.api)
