@@ -106,6 +106,18 @@ def test_a_role_grants_one_namespace_only(env: dict) -> None:
     assert any(line.split()[:1] == ["pods"] and "[get list]" in line
                for line in listing.splitlines()), listing
     assert "selfsubjectaccessreviews.authorization.k8s.io" in listing
+    # an admin may impersonate the ServiceAccount (kubectl --as)
+    who = "--as=system:serviceaccount:team-a:reader"
+    assert kc("auth", "can-i", "list", "pods", "-n", "team-a", who).strip() == "yes"
+    assert kc.run("auth", "can-i", "list", "pods", "-n", "team-b", who,
+                  check=False).stdout.strip() == "no"
+    assert "pods is forbidden" in kc.run("get", "pods", "-n", "team-b", who,
+                                         check=False).stderr
+    # ... and the ServiceAccount may impersonate nobody
+    denied = sa.run("get", "pods", "--as=alice", check=False)
+    assert ('users "alice" is forbidden: User "system:serviceaccount:team-a:reader" cannot '
+            'impersonate resource "users" in API group "" at the cluster scope') \
+        in denied.stderr
     # an admin asks about someone else with a SubjectAccessReview
     review = json.loads(kc("create", "--validate=false", "-o", "json", "-f", "-",
                             input=json.dumps({

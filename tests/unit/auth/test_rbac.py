@@ -170,3 +170,35 @@ def test_bootstrap_policy_is_consistent():
     assert p.authorize(node, req("PATCH", "/api/v1/namespaces/a/pods/x/status"))[0]
     sched = UserInfo("system:kube-scheduler", ["system:authenticated"])
     assert p.authorize(sched, req("POST", "/api/v1/namespaces/a/pods/x/binding"))[0]
+
+
+def test_impersonation_needs_the_impersonate_verb():
+    from multidict import CIMultiDict
+
+    from pybernetes.auth.impersonation import impersonate
+    from pybernetes.machinery.errors import StatusError
+    impersonator = role("ClusterRole", "impersonator", [
+        {"verbs": ["impersonate"], "apiGroups": [""], "resources": ["serviceaccounts"]}])
+    p = Policy.build([], [impersonator], [], [
+        bind("ClusterRoleBinding", "alice-impersonates", "ClusterRole", "impersonator",
+             [{"kind": "User", "name": "alice"}])])
+    authz = Authorizer(["RBAC"], api=object())
+    authz.rbac._policy = p  # the index as the watch caches would have built it
+    as_sa = CIMultiDict({"Impersonate-User": "system:serviceaccount:team:bot"})
+    who = impersonate(ALICE, as_sa, authz)
+    assert who.username == "system:serviceaccount:team:bot"
+    assert who.groups == ["system:serviceaccounts", "system:serviceaccounts:team",
+                          "system:authenticated"]
+    with pytest.raises(StatusError) as e:
+        impersonate(ALICE, CIMultiDict({"Impersonate-User": "bob"}), authz)
+    assert e.value.code == 403 and e.value.message == (
+        'users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API '
+        'group "" at the cluster scope')
+    with pytest.raises(StatusError) as e:
+        impersonate(ALICE, CIMultiDict({"Impersonate-Group": "x"}), authz)
+    assert e.value.code == 400
+    root = UserInfo("root", ["system:masters"])
+    who = impersonate(root, CIMultiDict([("Impersonate-User", "bob"),
+                                         ("Impersonate-Group", "a"),
+                                         ("Impersonate-Group", "b")]), authz)
+    assert (who.username, who.groups) == ("bob", ["a", "b", "system:authenticated"])
