@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ..auth.authn import UserInfo, authenticate_x509
 from ..auth.authz import Authorizer
+from ..auth.impersonation import impersonate
 from ..machinery import errors
 from . import request_info
 from .rest import ResourceHandler, json_response
@@ -74,6 +75,8 @@ def make_pipeline(authorizer: Authorizer) -> Handler:
     async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
         user = authenticate_x509(request) or \
             await authenticate_bearer(request, request.app["api"]) or ANONYMOUS
+        if any(k[:12].lower() == "impersonate-" for k in request.headers):
+            user = impersonate(user, request.headers, authorizer)
         request["user"] = user
         info = request_info.parse(request.method, request.path, dict(request.query))
         request["info"] = info
