@@ -168,6 +168,8 @@ PYBERNETES_CONTROLLERS_RULES = [
     rule(["create"], ["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io",
                       "events.k8s.io", "policy", "storage.k8s.io", "authentication.k8s.io",
                       "authorization.k8s.io"], ["*"]),
+    # the clusterrole-aggregation controller writes rules it does not hold itself
+    rule(["escalate"], [GROUP], ["clusterroles"]),
 ]
 
 NODE_RULES = REVIEWS + [

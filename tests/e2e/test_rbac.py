@@ -188,3 +188,29 @@ def test_components_keep_working_under_rbac(env: dict) -> None:
                for p in pods)
     logs = "".join(f.read_text() for f in (env["cluster"].data_dir / "logs").glob("*.log"))
     assert "forbidden" not in logs.lower()
+
+
+def test_no_one_grants_what_they_do_not_hold(env: dict) -> None:
+    """A namespace admin may hand out what `admin` holds there, nothing more."""
+    kc = env["kubectl"]
+    kc("create", "rolebinding", "lead-admin", "--clusterrole=admin",
+       "--serviceaccount=team-a:lead", "-n", "team-a")
+    lead = as_serviceaccount(env, "team-a", "lead")
+    wait_for("admin in effect", lambda: lead.run("get", "roles", "-n", "team-a",
+                                                 check=False).returncode == 0, 30)
+    lead("create", "role", "deploy-reader", "--verb=get,list", "--resource=deployments.apps",
+         "-n", "team-a")
+    lead("create", "rolebinding", "readers", "--role=deploy-reader",
+         "--serviceaccount=team-a:reader", "-n", "team-a")
+    denied = lead.run("create", "role", "node-reader", "--verb=get", "--resource=nodes",
+                      "-n", "team-a", check=False)
+    assert denied.returncode == 1
+    assert ('roles.rbac.authorization.k8s.io "node-reader" is forbidden: user '
+            '"system:serviceaccount:team-a:lead" (groups=[') in denied.stderr
+    assert ('is attempting to grant RBAC permissions not currently held:\n'
+            '{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}') in denied.stderr
+    denied = lead.run("create", "rolebinding", "root", "--clusterrole=cluster-admin",
+                      "--serviceaccount=team-a:lead", "-n", "team-a", check=False)
+    assert 'rolebindings.rbac.authorization.k8s.io "root" is forbidden' in denied.stderr
+    # the admin (system:masters) may grant anything
+    kc("create", "role", "node-reader", "--verb=get", "--resource=nodes", "-n", "team-a")

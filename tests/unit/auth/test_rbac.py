@@ -202,3 +202,24 @@ def test_impersonation_needs_the_impersonate_verb():
                                          ("Impersonate-Group", "a"),
                                          ("Impersonate-Group", "b")]), authz)
     assert (who.username, who.groups) == ("bob", ["a", "b", "system:authenticated"])
+
+
+def test_escalation_check_as_upstream():
+    from pybernetes.auth.rbac_escalation import compact_string, missing_rules
+    owner = [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "*/status"]},
+             {"verbs": ["get"], "nonResourceURLs": ["/logs/*"]}]
+    assert not missing_rules(owner, [{"verbs": ["get"], "apiGroups": [""],
+                                      "resources": ["pods", "nodes/status"]}])
+    assert not missing_rules(owner, [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"],
+                                      "resourceNames": ["web"]}])
+    assert not missing_rules(owner, [{"verbs": ["get"], "nonResourceURLs": ["/logs/x"]}])
+    missing = missing_rules(owner, [{"verbs": ["get", "delete"], "apiGroups": ["", "apps"],
+                                     "resources": ["pods"]}])
+    assert [compact_string(m) for m in missing] == [
+        '{APIGroups:[""], Resources:["pods"], Verbs:["delete"]}',
+        '{APIGroups:["apps"], Resources:["pods"], Verbs:["get"]}',
+        '{APIGroups:["apps"], Resources:["pods"], Verbs:["delete"]}']
+    # a rule limited to names never covers the whole resource
+    named = [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"],
+              "resourceNames": ["web"]}]
+    assert missing_rules(named, [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}])
