@@ -61,7 +61,9 @@ class Authorizer:
 
     def start(self) -> None:
         if self.rbac is not None:
+            from .rbac_escalation import install
             self.rbac.start()
+            install(self.rbac.api, self)
 
     async def stop(self) -> None:
         if self.rbac is not None:
