@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import dataclasses
 import os
 import secrets
 import shutil
@@ -171,6 +172,14 @@ async def test_pod_cgroup_has_the_pods_limits_and_goes_with_the_sandbox(node, la
     assert read(os.path.join(cpu, cid), "cpu.cfs_quota_us") == "25000"
     await rt.remove_pod_sandbox(sid)
     assert not [d for d in pod_dirs if os.path.exists(d)]
+    # a BestEffort pod: its QoS cgroup weighs as little as the kernel allows (upstream's 2)
+    be = sandbox_config("besteffort", logs, resources=Resources(cpu_shares=2))
+    be = dataclasses.replace(be, cgroup_parent=f"kubepods/besteffort/pod{be.pod_uid}")
+    sid = await rt.run_pod_sandbox(be)
+    qos = next(d for d in cgroup_dirs("pybernetes/kubepods/besteffort")
+               if "/cpu/" in d or "/cpu,cpuacct/" in d)
+    assert read(qos, "cpu.shares") == "2"
+    await rt.remove_pod_sandbox(sid)
 
 
 async def test_security_context(node, layer):

@@ -4,6 +4,7 @@ OOM kill read from memory.events. Runs where /sys/fs/cgroup is cgroup2: a v2 hos
 the VM that tests/e2e/test_cgroup_v2.py boots from a v1 (or hybrid) host."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -126,3 +127,9 @@ async def test_pod_cgroup_has_the_pods_limits_and_goes_with_the_sandbox(node, la
     assert (host_cgroup(parent, cid) / "cpu.max").read_text().strip() == "25000 100000"
     await rt.remove_pod_sandbox(sid)
     assert not pod.exists()
+    # a BestEffort pod: its QoS cgroup weighs as little as the kernel allows
+    be = sandbox_config("besteffort", logs, resources=Resources(cpu_shares=2))
+    be = dataclasses.replace(be, cgroup_parent=f"kubepods/besteffort/pod{be.pod_uid}")
+    sid = await rt.run_pod_sandbox(be)
+    assert (host_cgroup("kubepods/besteffort") / "cpu.weight").read_text().strip() == "1"
+    await rt.remove_pod_sandbox(sid)

@@ -13,6 +13,9 @@ import os
 from .base import Resources
 
 V2_CONTROLLERS = ("cpu", "memory", "pids")
+# QoS-level cgroups with a fixed CPU share, as upstream's QoS manager: BestEffort pods
+# together weigh as little as the kernel allows against everything else
+QOS_SHARES = {"besteffort": 2}
 
 
 def shares_to_weight(shares: int) -> int:
@@ -46,6 +49,10 @@ def _apply_v1(mounts: dict[str, str], rel: str, res: Resources) -> None:
         os.makedirs(d, exist_ok=True)
         for name, value in values.items():
             _write(d, name, value)
+    cpu = mounts.get("cpu")
+    for qos_dir, shares in _qos_dirs(rel):
+        if cpu is not None:
+            _write(os.path.join(cpu, qos_dir), "cpu.shares", str(shares))
 
 
 def _apply_v2(root: str, rel: str, res: Resources) -> None:
@@ -54,12 +61,21 @@ def _apply_v2(root: str, rel: str, res: Resources) -> None:
         _enable_controllers(d)   # a child can only limit what its parent delegates
         d = os.path.join(d, part)
         os.makedirs(d, exist_ok=True)
+    for qos_dir, shares in _qos_dirs(rel):
+        _write(os.path.join(root, qos_dir), "cpu.weight", str(shares_to_weight(shares)))
     _write(d, "cpu.weight", str(shares_to_weight(res.cpu_shares)))
     _write(d, "cpu.max", f"{res.cpu_quota or 'max'} {res.cpu_period}")
     _write(d, "memory.max", str(res.memory_limit or "max"))
     if res.pids_limit:
         _write(d, "pids.max", str(res.pids_limit))
     _enable_controllers(d)       # for the containers' cgroups below
+
+
+def _qos_dirs(rel: str) -> list[tuple[str, int]]:
+    """(ancestor path, shares) for the QoS-level cgroups above a pod's."""
+    parts = rel.split("/")[:-1]
+    return [("/".join(parts[:i + 1]), QOS_SHARES[p]) for i, p in enumerate(parts)
+            if p in QOS_SHARES]
 
 
 def _enable_controllers(d: str) -> None:
