@@ -133,3 +133,14 @@ async def test_pod_cgroup_has_the_pods_limits_and_goes_with_the_sandbox(node, la
     sid = await rt.run_pod_sandbox(be)
     assert (host_cgroup("kubepods/besteffort") / "cpu.weight").read_text().strip() == "1"
     await rt.remove_pod_sandbox(sid)
+
+
+async def test_a_container_without_a_memory_limit_gets_no_swap(node, layer):
+    """Upstream's NoSwap on cgroup v2: memory.swap.max 0 also without a memory limit
+    (with one, runc's swap = limit already gives 0)."""
+    rt, logs = node
+    sid = await rt.run_pod_sandbox(sandbox_config("noswap", logs))
+    cid = await rt.create_container(sid, container_config("c", "sleep 600"), [layer])
+    await rt.start_container(cid)
+    assert await cat(rt, cid, "/sys/fs/cgroup/memory.max") == "max"
+    assert await cat(rt, cid, "/sys/fs/cgroup/memory.swap.max") == "0"

@@ -582,6 +582,8 @@ class RuncRuntime(MonitoredRuntime):
             # As upstream's kubelet on cgroup v2 (singleProcessOOMKill false): an OOM kill
             # takes the whole container, not just its largest process.
             out["unified"] = {"memory.oom.group": "1"}
+            if res.memory_limit <= 0:   # NoSwap, as upstream's kubelet: no limit, no swap
+                out["unified"]["memory.swap.max"] = "0"
         return out
 
     def _mounts(self, sandbox: dict, cfg: ContainerConfig) -> list[dict]:
